@@ -31,11 +31,11 @@ extern "C" {
  */
 int kfa_hal_init(void);
 
-#define KFA_HAL_E_IO (-1)      /* device or file error */
-#define KFA_HAL_E_NODEV (-2)   /* peripheral absent (e.g. no camera sensor answered) */
-#define KFA_HAL_E_RANGE (-3)   /* argument outside what the hardware supports */
-#define KFA_HAL_E_AGAIN (-4)   /* nothing available now; try later */
-#define KFA_HAL_E_CLOSED (-5)  /* the link is gone for good (host side of sim closed) */
+#define KFA_HAL_E_IO (-1)     /* device or file error */
+#define KFA_HAL_E_NODEV (-2)  /* peripheral absent (e.g. no camera sensor answered) */
+#define KFA_HAL_E_RANGE (-3)  /* argument outside what the hardware supports */
+#define KFA_HAL_E_AGAIN (-4)  /* nothing available now; try later */
+#define KFA_HAL_E_CLOSED (-5) /* the link is gone for good (host side of sim closed) */
 
 /* ---- clock ----------------------------------------------------------------------- */
 
@@ -80,11 +80,11 @@ enum kfa_sensor {
 };
 
 struct kfa_frame {
-    uint16_t width;        /* pixels */
+    uint16_t width; /* pixels */
     uint16_t height;
-    const uint8_t *rgb888; /* planar R, G, B planes of width*height bytes each */
+    const uint8_t *rgb888;  /* planar R, G, B planes of width*height bytes each */
     const uint16_t *rgb565; /* the same frame as RGB565 for snapshots; may be NULL */
-    uint64_t time_us;      /* capture time, kfa_hal_time_us() clock */
+    uint64_t time_us;       /* capture time, kfa_hal_time_us() clock */
 };
 
 /* kfa_hal_camera_sensor - which sensor answered at init. */
@@ -139,8 +139,7 @@ struct kfa_kpu_conv {
  * Returns 0, or KFA_HAL_E_RANGE if the argument describes something the KPU cannot do
  * (the caller reports it as a model error). Blocks until the layer is done.
  */
-int kfa_hal_kpu_conv(const struct kfa_kpu_conv *conv, uint8_t *kpu_ram,
-                     enum kfa_rounding rounding);
+int kfa_hal_kpu_conv(const struct kfa_kpu_conv *conv, uint8_t *kpu_ram, enum kfa_rounding rounding);
 
 /*
  * kfa_hal_kpu_ram - the KPU RAM image kmodel runs use (KFA_KPU_RAM_SIZE bytes): the AI

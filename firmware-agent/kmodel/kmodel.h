@@ -38,7 +38,7 @@ struct kfa_kmodel_error {
     int code;            /* KFA_KMODEL_E_* */
     int32_t layer;       /* layer index, -1 for the header */
     uint32_t layer_type; /* that layer's type id, 0 for the header */
-    char text[160];      /* one line, e.g. "layer 3 (K210_CONV): weights end 9000 > body end 8800" */
+    char text[160]; /* one line, e.g. "layer 3 (K210_CONV): weights end 9000 > body end 8800" */
 };
 
 enum kfa_input_kind {
@@ -48,9 +48,9 @@ enum kfa_input_kind {
 
 /* A loaded model: a validated view into the caller's file buffer. */
 struct kfa_kmodel {
-    const uint8_t *data;    /* the file; must outlive the model */
+    const uint8_t *data; /* the file; must outlive the model */
     size_t size;
-    uint32_t flags;         /* header flags; bit 0 = 8-bit weights */
+    uint32_t flags; /* header flags; bit 0 = 8-bit weights */
     uint32_t layer_count;
     uint32_t main_mem_usage;
     uint32_t output_count;
@@ -60,28 +60,28 @@ struct kfa_kmodel {
     uint32_t kpu_ram_peak;              /* highest KPU RAM byte touched + 1 */
     size_t main_size;                   /* main buffer bytes a run needs (>= main_mem_usage) */
     /* Added by the runtime for inspection; filled by kfa_kmodel_load(). */
-    size_t layers_offset;               /* file offset of the layer header table */
-    size_t bodies_offset;               /* file offset of layer 0's body */
-    uint64_t total_macs;                /* multiply-accumulates of all K210_CONV layers */
+    size_t layers_offset; /* file offset of the layer header table */
+    size_t bodies_offset; /* file offset of layer 0's body */
+    uint64_t total_macs;  /* multiply-accumulates of all K210_CONV layers */
 };
 
 /* One layer as kfa_kmodel_layer_info() describes it (for `kpu-agent-sim inspect`). */
 struct kfa_kmodel_layer_info {
     uint32_t index;
-    uint32_t type;          /* layer type id (kmodel-facts.md §2.1) */
-    const char *name;       /* kfa_kmodel_layer_name(type) */
-    size_t body_offset;     /* file offset of the body */
-    uint32_t body_size;     /* declared body size (may end up to 4 bytes past EOF) */
-    uint32_t flags;         /* body word 0; bit 0 = KLF_MAIN_MEM_OUT */
+    uint32_t type;      /* layer type id (kmodel-facts.md §2.1) */
+    const char *name;   /* kfa_kmodel_layer_name(type) */
+    size_t body_offset; /* file offset of the body */
+    uint32_t body_size; /* declared body size (may end up to 4 bytes past EOF) */
+    uint32_t flags;     /* body word 0; bit 0 = KLF_MAIN_MEM_OUT */
     /* K210_CONV only; zero for other layers. */
-    uint32_t in_c, in_h, in_w;    /* conv input */
-    uint32_t out_c, out_h, out_w; /* after pooling */
-    uint32_t kernel;              /* 1 or 3 */
-    uint32_t depthwise;           /* 1 for depthwise */
-    uint32_t pool_type;           /* 0..9, kmodel-facts.md §3.4 */
+    uint32_t in_c, in_h, in_w;           /* conv input */
+    uint32_t out_c, out_h, out_w;        /* after pooling */
+    uint32_t kernel;                     /* 1 or 3 */
+    uint32_t depthwise;                  /* 1 for depthwise */
+    uint32_t pool_type;                  /* 0..9, kmodel-facts.md §3.4 */
     uint32_t kpu_src_line, kpu_dst_line; /* KPU RAM 64-byte line addresses */
-    uint32_t main_out;            /* main buffer offset of the dense copy, if flags bit 0 */
-    uint64_t macs;                /* multiply-accumulates */
+    uint32_t main_out;                   /* main buffer offset of the dense copy, if flags bit 0 */
+    uint64_t macs;                       /* multiply-accumulates */
 };
 
 /*
@@ -102,8 +102,8 @@ size_t kfa_kmodel_main_size(const struct kfa_kmodel *m);
  * Returns 0, or a negative KFA_KMODEL_E_* with *err filled (err may be NULL).
  */
 int kfa_kmodel_run(const struct kfa_kmodel *m, const void *input, size_t input_len,
-                   uint8_t *main_buf, size_t main_len, uint8_t *kpu_ram,
-                   enum kfa_rounding rounding, struct kfa_kmodel_error *err);
+                   uint8_t *main_buf, size_t main_len, uint8_t *kpu_ram, enum kfa_rounding rounding,
+                   struct kfa_kmodel_error *err);
 
 /*
  * kfa_kmodel_output - output i of the last run: *out points into main_buf, *out_len is its
