@@ -17,6 +17,7 @@ PACKAGES="
 build-essential cmake pkg-config git ca-certificates python3
 clang clang-format libclang-rt-14-dev llvm
 libuv1-dev libusb-1.0-0-dev libsqlite3-dev sqlite3 libsystemd-dev libinih-dev libstb-dev
+libjpeg62-turbo-dev libpng-dev libjson-c-dev
 libprotobuf-c-dev protobuf-c-compiler protobuf-compiler nanopb libnanopb-dev
 check
 gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf
