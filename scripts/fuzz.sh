@@ -17,7 +17,7 @@ min_execs=${KPU_FUZZ_MIN_EXECS:-1000000}
 
 CC=clang cmake -S "$here" -B "$build" -DKPU_FUZZ=ON -DKPU_BUILD_FIRMWARE=OFF \
     -DKPU_BUILD_BENCH=OFF -DKPU_WERROR=ON >/dev/null
-targets=$(cd "$here/tests/fuzz" && sed -n 's/^kpu_fuzz_target(\([a-z0-9_]*\).*/\1/p' ./*.cmake)
+targets=$(cat "$build/tests/fuzz/targets.txt")
 # shellcheck disable=SC2086
 cmake --build "$build" -j "$(nproc)" --target $targets >/dev/null
 
