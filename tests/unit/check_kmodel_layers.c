@@ -359,8 +359,8 @@ END_TEST
 /* Pool types on an identity conv (activation = input) against a reference pool. */
 START_TEST(test_conv_pools_reference)
 {
-    uint32_t pool = (uint32_t)_i, H = 8, W = 12, C = 2;
-    uint8_t in[2 * 8 * 12];
+    uint32_t pool = (uint32_t)_i, H = 8, W = 36, C = 2; /* 2x2 pools: 16 vector + 2 tail */
+    uint8_t in[2 * 8 * 36];
     pattern(in, sizeof in, 6 + pool);
     static const uint8_t eye2[4] = {1, 0, 0, 1};
     init_act();
@@ -436,6 +436,23 @@ START_TEST(test_conv_pools_reference)
 }
 END_TEST
 
+/*
+ * The instruction-set levels the fast path can run at on this CPU (portable first), for
+ * comparing each with the naive path. Returns how many were written to lv (1 to 3).
+ */
+static int isa_levels(int lv[3])
+{
+    int n = 0, prev = -1;
+    for (int cap = KFA_SOFT_KPU_ISA_PORTABLE; cap <= KFA_SOFT_KPU_ISA_AVX512VNNI; cap++) {
+        int got = kfa_soft_kpu_limit_isa((enum kfa_soft_kpu_isa)cap);
+        if (got != prev)
+            lv[n++] = got;
+        prev = got;
+    }
+    kfa_soft_kpu_limit_isa(KFA_SOFT_KPU_ISA_BEST);
+    return n;
+}
+
 static uint32_t rnd(unsigned *seed)
 {
     *seed = *seed * 1103515245u + 12345u;
@@ -500,21 +517,268 @@ START_TEST(test_conv_fast_vs_naive)
     struct kfa_kmodel_error err;
     int r = kfa_kmodel_load(&m, f, size, &err);
     ck_assert_msg(r == 0, "load: %s", err.text);
-    for (int rounding = 0; rounding < 2; rounding++) {
-        uint32_t l0, m0, l1, m1;
-        kfa_soft_kpu_check_counts(&l0, &m0);
-        uint8_t *mb = kt_run(&m, in, KFA_SOFT_KPU_CHECK, (enum kfa_rounding)rounding, &r);
-        ck_assert_int_eq(r, 0);
-        kfa_soft_kpu_check_counts(&l1, &m1);
-        ck_assert_uint_eq(l1 - l0, 1);
-        ck_assert_msg(m1 == m0, "case %d (pool %u k %u dw %u C %u OC %u %ux%u) differs", _i, pool,
-                      ks, dw, C, OC, H, W);
-        free(mb);
-    }
+    int lv[3], nl = isa_levels(lv);
+    for (int li = 0; li < nl; li++)
+        for (int rounding = 0; rounding < 2; rounding++) {
+            uint32_t l0, m0, l1, m1;
+            kfa_soft_kpu_limit_isa((enum kfa_soft_kpu_isa)lv[li]);
+            kfa_soft_kpu_check_counts(&l0, &m0);
+            uint8_t *mb = kt_run(&m, in, KFA_SOFT_KPU_CHECK, (enum kfa_rounding)rounding, &r);
+            kfa_soft_kpu_limit_isa(KFA_SOFT_KPU_ISA_BEST);
+            ck_assert_int_eq(r, 0);
+            kfa_soft_kpu_check_counts(&l1, &m1);
+            ck_assert_uint_eq(l1 - l0, 1);
+            ck_assert_msg(m1 == m0, "case %d (pool %u k %u dw %u C %u OC %u %ux%u, isa %d) differs",
+                          _i, pool, ks, dw, C, OC, H, W, lv[li]);
+            free(mb);
+        }
     free(f);
     free(in);
     free(wts);
 #undef RND
+}
+END_TEST
+
+/* How the fast path must post-process every channel of a case (kfa_soft_kpu_fast_stats). */
+enum { PATH_VECTOR, PATH_CONSTANT, PATH_SCALAR };
+
+/*
+ * Run the one-conv model c on in, in CHECK mode (fast and naive on copies, must agree) at
+ * every ISA level and both roundings. Where AVX2 is in effect every output channel must
+ * have taken path `want`; without it, the scalar one.
+ */
+static void check_post_path(const struct kmw_conv *c, const uint8_t *in, int want, const char *what)
+{
+    struct kmw *w = kmw_new(1, 1u << 17);
+    kmw_conv_layer(w, c);
+    kmw_output(w, 0, 4);
+    size_t size;
+    uint8_t *f = kmw_finish(w, &size);
+    struct kfa_kmodel m;
+    struct kfa_kmodel_error err;
+    ck_assert_msg(kfa_kmodel_load(&m, f, size, &err) == 0, "%s: load: %s", what, err.text);
+    int lv[3], nl = isa_levels(lv);
+    for (int li = 0; li < nl; li++)
+        for (int rounding = 0; rounding < 2; rounding++) {
+            struct kfa_soft_kpu_fast_stats s0, s1;
+            uint32_t l0, m0, l1, m1;
+            int r;
+            kfa_soft_kpu_limit_isa((enum kfa_soft_kpu_isa)lv[li]);
+            kfa_soft_kpu_check_counts(&l0, &m0);
+            kfa_soft_kpu_fast_stats(&s0);
+            uint8_t *mb = kt_run(&m, in, KFA_SOFT_KPU_CHECK, (enum kfa_rounding)rounding, &r);
+            kfa_soft_kpu_fast_stats(&s1);
+            kfa_soft_kpu_check_counts(&l1, &m1);
+            kfa_soft_kpu_limit_isa(KFA_SOFT_KPU_ISA_BEST);
+            ck_assert_int_eq(r, 0);
+            ck_assert_uint_eq(l1 - l0, 1);
+            ck_assert_msg(m1 == m0, "%s: fast != naive (isa %d, rounding %d)", what, lv[li],
+                          rounding);
+            uint32_t got[3] = {s1.vector - s0.vector, s1.constant - s0.constant,
+                               s1.scalar - s0.scalar};
+            int path = lv[li] >= KFA_SOFT_KPU_ISA_AVX2 ? want : PATH_SCALAR;
+            ck_assert_msg(got[path] == c->out_c && got[0] + got[1] + got[2] == c->out_c,
+                          "%s (isa %d): vector %u constant %u scalar %u, want all in path %d", what,
+                          lv[li], got[0], got[1], got[2], path);
+            free(mb);
+        }
+    free(f);
+}
+
+/* A ReLU table as nncase writes it (kmodel-facts.md §3.3): y = v * ym >> sh for v > 0. */
+static void act_relu(uint8_t act[144], int32_t ym, uint32_t sh)
+{
+    kmw_act_segment(act, 0, -(1ll << 35), 0, 0, 0);
+    for (unsigned i = 1; i < 10; i++)
+        kmw_act_segment(act, i, -300000000ll * (int64_t)(10 - i), 0, 0, 0);
+    kmw_act_segment(act, 10, 0, ym, sh, 0);
+    for (unsigned i = 11; i < 16; i++)
+        kmw_act_segment(act, i, 0x7FFFFFFF0ll + i, 0, 0, 0);
+}
+
+/*
+ * Every post-processing path of the fast conv, each checked against the naive one at all
+ * ISA levels and both roundings, and each proven taken through the path counters:
+ * int32 vector (one interval, up to 8, up to 16, unsorted table, shift 0, ties),
+ * constant planes, and the int64 fallback for each range that does not fit in int32.
+ */
+START_TEST(test_conv_post_paths)
+{
+    enum { C = 4, OC = 6, H = 9, W = 37 };
+    uint8_t in[C * H * W], wts[OC * C * 9], wdw[C];
+    uint64_t bn[OC];
+    uint8_t act[144];
+    pattern(in, sizeof in, 3);
+    in[5] = 0;
+    in[6] = 255;
+    for (size_t i = 0; i < sizeof wts; i++)
+        wts[i] = (uint8_t)((i * 7u + 3u) % 16u);
+    for (unsigned c = 0; c < C; c++)
+        wdw[c] = (uint8_t)(200 + c);
+    struct kmw_conv base = {.in_c = C,
+                            .in_h = H,
+                            .in_w = W,
+                            .out_c = OC,
+                            .ksize = 3,
+                            .pad_value = 7,
+                            .src_line = 0,
+                            .dst_line = 8000,
+                            .eight_bit = 1,
+                            .weights = wts,
+                            .bn = bn,
+                            .act = act,
+                            .main_out = 0,
+                            .has_main_out = 1};
+    /* dw: 1x1 depthwise with weight ~200 and bn 1: v = acc = 200 * x, in [0, 51765] */
+    struct kmw_conv dw = base;
+    dw.out_c = C;
+    dw.ksize = 1;
+    dw.depthwise = 1;
+    dw.weights = wdw;
+
+    /* ReLU on a 3x3 conv: v = acc * 1000 >> 15 - 2000, two reachable intervals */
+    for (unsigned o = 0; o < OC; o++)
+        bn[o] = kmw_bn(1000 + 50 * (int32_t)o, 15, -2000);
+    act_relu(act, 24000, 10);
+    check_post_path(&base, in, PATH_VECTOR, "relu");
+
+    /* one interval: v > 0 everywhere (add 5000) */
+    for (unsigned o = 0; o < OC; o++)
+        bn[o] = kmw_bn(1000, 15, 5000);
+    act_relu(act, 3, 6);
+    check_post_path(&base, in, PATH_VECTOR, "one interval");
+
+    /* 16 intervals: x_start 0, 3400, ... within v; mixed slope signs, shifts 0..12, ties */
+    for (unsigned o = 0; o < C; o++)
+        bn[o] = kmw_bn(1, 0, 0);
+    kmw_act_segment(act, 0, -(1ll << 35), 0, 0, 9);
+    for (unsigned i = 1; i < 16; i++)
+        kmw_act_segment(act, i, 3400ll * (i - 1), (i % 2 ? 1 : -1) * (int32_t)(1 + 37 * (i % 5)),
+                        i % 4 == 0   ? 0
+                        : i % 3 == 0 ? 1
+                                     : i,
+                        (uint8_t)(17 * i));
+    check_post_path(&dw, in, PATH_VECTOR, "16 intervals");
+
+    /* the extremes only in the last column (the scalar tail of the range scan) */
+    uint8_t in2[C * H * W];
+    for (size_t i = 0; i < sizeof in2; i++)
+        in2[i] = (uint8_t)(40 + in[i] % 60);
+    in2[4 * W + W - 1] = 255;
+    in2[2 * W + W - 1] = 0;
+    check_post_path(&dw, in2, PATH_VECTOR, "extremes at a row end");
+
+    /* the same table with x_starts out of order: some segments unreachable */
+    kmw_act_segment(act, 5, 40000, 3, 2, 100);
+    kmw_act_segment(act, 12, 5000, -5, 3, 200);
+    check_post_path(&dw, in, PATH_VECTOR, "unsorted table");
+
+    /* 5 intervals of half-ties: y = (v - x_start) >> 1 */
+    kmw_act_segment(act, 0, -(1ll << 35), 0, 0, 0);
+    for (unsigned i = 1; i < 16; i++)
+        kmw_act_segment(act, i, i < 5 ? 9001ll * i : 9001ll * 4, 1, 1, (uint8_t)(10 * i));
+    check_post_path(&dw, in, PATH_VECTOR, "ties");
+
+    /* bias << shift beyond int32: the general rounding, not the folded one */
+    act_relu(act, 600, 24);
+    kmw_act_segment(act, 10, -1, 600, 24, 250);
+    check_post_path(&dw, in, PATH_VECTOR, "large bias and shift");
+
+    /* norm_mul 0: every pixel the same */
+    for (unsigned o = 0; o < OC; o++)
+        bn[o] = kmw_bn(0, 3, 1234 * (int32_t)o - 3000);
+    act_relu(act, 1, 4);
+    check_post_path(&base, in, PATH_CONSTANT, "constant");
+
+    /* int64 fallbacks: arg_add * C beyond int32 */
+    struct kmw_conv c2 = base;
+    c2.arg_add = 1ll << 36;
+    for (unsigned o = 0; o < OC; o++)
+        bn[o] = kmw_bn(1, 15, 0);
+    act_relu(act, 64, 0);
+    kmw_act_segment(act, 10, (1ll << 36) * C / 32768, 64, 0, 0);
+    check_post_path(&c2, in, PATH_SCALAR, "acc beyond int32");
+
+    /* tx = arg_x * Sx beyond int32 */
+    c2 = base;
+    c2.arg_x = (1 << 23) - 1;
+    c2.shr_x = 0;
+    act_relu(act, 1, 12);
+    check_post_path(&c2, in, PATH_SCALAR, "tx beyond int32");
+
+    /* v = acc * norm_mul beyond int32 */
+    for (unsigned o = 0; o < C; o++)
+        bn[o] = kmw_bn((1 << 23) - 1, 0, 0);
+    act_relu(act, 1, 35);
+    check_post_path(&dw, in, PATH_SCALAR, "v beyond int32");
+
+    /* (v - x_start) * y_mul beyond 2^30 */
+    for (unsigned o = 0; o < C; o++)
+        bn[o] = kmw_bn(1, 0, 0);
+    act_relu(act, 32767, 25);
+    kmw_act_segment(act, 10, -1000, 32767, 25, 3);
+    check_post_path(&dw, in, PATH_SCALAR, "product beyond 2^30");
+
+    /* ReLU whose product passes 2^30 only where the output is already 255 */
+    act_relu(act, 1024, 13);
+    check_post_path(&dw, in, PATH_VECTOR, "saturating relu");
+    act_relu(act, 1024, 24); /* products above 2^31, outputs 128..131: no clamp point */
+    kmw_act_segment(act, 10, -(1ll << 21), 1024, 24, 0);
+    check_post_path(&dw, in, PATH_SCALAR, "large products below saturation");
+
+    /* activation shift 31 */
+    act_relu(act, 30000, 31);
+    kmw_act_segment(act, 10, -40000, 30000, 31, 3);
+    check_post_path(&dw, in, PATH_SCALAR, "shift 31");
+}
+END_TEST
+
+/*
+ * The shared detection models on a pseudo-random frame: the fast path at every ISA level
+ * leaves the same main buffer as the naive path, under both roundings.
+ */
+START_TEST(test_real_models_isa_levels)
+{
+    static const char *const models[] = {"maixpy_facedetect_320x240", "yolo2_voc20_320x240",
+                                         "mask_yolo2_320x240", "face_mask_detect5_320x256"};
+    char rel[128];
+    snprintf(rel, sizeof rel, "models/%s.kmodel", models[_i]);
+    const char *path = kt_data_path(rel);
+    if (!path) {
+        const char *ci = getenv("CI");
+        ck_assert_msg(!(ci && strcmp(ci, "true") == 0), "test data %s missing in CI", rel);
+        fprintf(stderr, "SKIP: %s not found (set KPU_TEST_DATA)\n", rel);
+        return;
+    }
+    size_t size;
+    uint8_t *file = kt_read_file(path, &size);
+    ck_assert_ptr_nonnull(file);
+    struct kfa_kmodel m;
+    struct kfa_kmodel_error err;
+    ck_assert_msg(kfa_kmodel_load(&m, file, size, &err) == 0, "load: %s", err.text);
+    uint8_t *in = malloc(m.input_bytes);
+    unsigned seed = 77u + (unsigned)_i;
+    for (size_t i = 0; i < m.input_bytes; i++)
+        in[i] = (uint8_t)(rnd(&seed) >> 4);
+    int lv[3], nl = isa_levels(lv), r;
+    uint32_t fb0 = kfa_soft_kpu_fallbacks();
+    for (int rounding = 0; rounding < 2; rounding++) {
+        uint8_t *ref = kt_run(&m, in, KFA_SOFT_KPU_NAIVE, (enum kfa_rounding)rounding, &r);
+        ck_assert_int_eq(r, 0);
+        for (int li = 0; li < nl; li++) {
+            kfa_soft_kpu_limit_isa((enum kfa_soft_kpu_isa)lv[li]);
+            uint8_t *mb = kt_run(&m, in, KFA_SOFT_KPU_FAST, (enum kfa_rounding)rounding, &r);
+            kfa_soft_kpu_limit_isa(KFA_SOFT_KPU_ISA_BEST);
+            ck_assert_int_eq(r, 0);
+            ck_assert_msg(memcmp(ref, mb, m.main_size) == 0, "%s: isa %d rounding %d differs",
+                          models[_i], lv[li], rounding);
+            free(mb);
+        }
+        free(ref);
+    }
+    ck_assert_uint_eq(kfa_soft_kpu_fallbacks(), fb0); /* the fast path ran every layer */
+    free(in);
+    free(file);
 }
 END_TEST
 
@@ -575,6 +839,8 @@ static Suite *layers_suite(void)
     tcase_add_loop_test(t, test_conv_pools_reference, 0, 10);
     tcase_add_loop_test(t, test_conv_fast_vs_naive, 0, 60);
     tcase_add_test(t, test_rounding_ties);
+    tcase_add_test(t, test_conv_post_paths);
+    tcase_add_loop_test(t, test_real_models_isa_levels, 0, 4);
     suite_add_tcase(s, t);
     return s;
 }
