@@ -306,9 +306,69 @@ static void sim_manifest_path(const struct kpud_config *cfg, char *out, size_t o
     out[0] = 0;
 }
 
+#define DEFAULT_SIM_MODEL "maixpy_facedetect_320x240.kmodel"
+
+/* Candidate data folders, most specific first: fetched models, then test data. */
+static int data_dirs(const struct kpud_config *cfg, char dirs[][PATH_MAX / 2], const char *sub)
+{
+    const char *env = getenv("KPU_TEST_DATA");
+    int n = 0;
+
+    if (!strcmp(sub, "models"))
+        snprintf(dirs[n++], PATH_MAX / 2, "%.1900s/models", cfg->state_dir);
+    if (env && *env)
+        snprintf(dirs[n++], PATH_MAX / 2, "%.1900s/%s", env, sub);
+#ifdef KPUD_SHARED_DATA
+    snprintf(dirs[n++], PATH_MAX / 2, "%.1900s/%s", KPUD_SHARED_DATA, sub);
+#endif
+    return n;
+}
+
+void kpud_devices_resolve_sim(struct kpud_config *cfg)
+{
+    char dirs[3][PATH_MAX / 2], path[PATH_MAX];
+    int n;
+
+    if (!cfg->sim)
+        return;
+    if (!cfg->sim_model[0]) {
+        n = data_dirs(cfg, dirs, "models");
+        for (int i = 0; i < n && !cfg->sim_model[0]; i++) {
+            snprintf(path, sizeof(path), "%.2000s/" DEFAULT_SIM_MODEL, dirs[i]);
+            if (access(path, R_OK) == 0)
+                snprintf(cfg->sim_model, sizeof(cfg->sim_model), "%.2100s", path);
+        }
+        if (!cfg->sim_model[0]) {
+#ifdef KPUD_REPLAY_FALLBACK
+            if (access(KPUD_REPLAY_FALLBACK, R_OK) == 0) {
+                log_notice("sim: no %s found (looked in %s/models, $KPU_TEST_DATA/models and "
+                           "the shared test data): replaying %s, a capture recorded from that "
+                           "model on a simulated board, instead",
+                           DEFAULT_SIM_MODEL, cfg->state_dir, KPUD_REPLAY_FALLBACK);
+                cfg->sim = 0;
+                snprintf(cfg->replay, sizeof(cfg->replay), "%s", KPUD_REPLAY_FALLBACK);
+                cfg->replay_loop = 1;
+                return;
+            }
+#endif
+            log_warn("sim: no model given or found; the simulated board will not stream");
+        } else {
+            log_info("sim: model %s", cfg->sim_model);
+        }
+    }
+    if (!cfg->sim_images[0]) {
+        n = data_dirs(cfg, dirs, "images");
+        for (int i = 0; i < n && !cfg->sim_images[0]; i++)
+            if (access(dirs[i], R_OK) == 0)
+                snprintf(cfg->sim_images, sizeof(cfg->sim_images), "%.2000s", dirs[i]);
+        if (cfg->sim_images[0])
+            log_info("sim: camera shows the images in %s", cfg->sim_images);
+    }
+}
+
 static int open_sim(struct kpud_devices *d, const struct kpud_config *cfg)
 {
-    char agent[PATH_MAX], manifest[PATH_MAX], flash[PATH_MAX + 32], fps[16];
+    char agent[PATH_MAX], manifest[PATH_MAX], flash[PATH_MAX + 32], fps[16], hold[16];
     const char *args[24];
     int n = 0, r;
     struct kpud_sim_opts o = {0};
@@ -329,8 +389,15 @@ static int open_sim(struct kpud_devices *d, const struct kpud_config *cfg)
         }
     }
     if (cfg->sim_images[0]) {
-        args[n++] = stat(cfg->sim_images, &st) == 0 && S_ISDIR(st.st_mode) ? "--dir" : "--image";
+        int dir = stat(cfg->sim_images, &st) == 0 && S_ISDIR(st.st_mode);
+        args[n++] = dir ? "--dir" : "--image";
         args[n++] = cfg->sim_images;
+        if (dir) {
+            /* A folder: show each picture for about a second, like a slow scene. */
+            snprintf(hold, sizeof(hold), "%u", cfg->sim_fast ? 30 : cfg->sim_fps);
+            args[n++] = "--hold";
+            args[n++] = hold;
+        }
     }
     if (cfg->sim_fast) {
         args[n++] = "--fast";

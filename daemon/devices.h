@@ -55,6 +55,14 @@ const char *kpud_devices_label(const struct kpud_devices *d, const struct kpud_s
 /* kpud_devices_model_name - the name of the model s runs ("" if unknown). */
 const char *kpud_devices_model_name(const struct kpud_devices *d, const struct kpud_session *s);
 
+/*
+ * kpud_devices_resolve_sim - fill in what a bare --sim leaves open: the MaixPy face model
+ * (looked for in <state_dir>/models, $KPU_TEST_DATA/models and the shared data beside the
+ * source tree) and the test images folder. When no model can be found, switch cfg to
+ * replaying the capture recorded from that model (looping) and say so in the log.
+ */
+void kpud_devices_resolve_sim(struct kpud_config *cfg);
+
 /* kpud_devices_find_sim_agent - locate kpu-agent-sim (cfg, next to kpud, build tree,
  * PATH). Copies the path into out and returns 0, or -ENOENT. */
 int kpud_devices_find_sim_agent(const struct kpud_config *cfg, char *out, size_t outlen);

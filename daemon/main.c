@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "devices.h"
 #include "log.h"
 #include "loop.h"
 
@@ -317,6 +318,7 @@ int main(int argc, char **argv)
         cfg.log_level = log_level;
     kpud_config_finish(&cfg);
     kpud_log_set_level(cfg.log_level);
+    kpud_devices_resolve_sim(&cfg);
     if (cfg.config_path[0])
         log_info("configuration %s", cfg.config_path);
     return kpud_loop_run(&cfg);
