@@ -210,6 +210,8 @@ int cmd_model(struct kpuctl *k, int argc, char **argv)
         return model_list(k, argc, argv);
     if (strcmp(argv[1], "upload") == 0)
         return model_upload(k, argc, argv);
+    if (strcmp(argv[1], "fetch") == 0)
+        return cmd_model_fetch(k, argc, argv);
     if (strcmp(argv[1], "inspect") == 0) {
         if (argc != 3)
             return kpuctl_usage_error(k, "inspect takes one file");

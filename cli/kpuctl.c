@@ -29,7 +29,7 @@ static const struct kpuctl_verb verbs[] = {
      "read or change detection settings"},
     {"model", cmd_model,
      "list [--device D] | upload FILE --device D [--name N] [--manifest F] | select DEVICE NAME "
-     "| remove NAME [--device D] | inspect FILE",
+     "| remove NAME [--device D] | inspect FILE | fetch NAME [-o DIR] [--url URL] [--force]",
      "manage models"},
     {"reset", cmd_reset, "DEVICE [--hard]", "restart a board"},
     {"record", cmd_record, "start DEVICE [-o NAME] [--notes TEXT] | stop DEVICE",

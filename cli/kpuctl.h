@@ -113,6 +113,8 @@ int cmd_stats(struct kpuctl *k, int argc, char **argv);
 int cmd_snapshot(struct kpuctl *k, int argc, char **argv);
 int cmd_config(struct kpuctl *k, int argc, char **argv);
 int cmd_model(struct kpuctl *k, int argc, char **argv);
+/* kpuctl model fetch (cmd_model_fetch.c): argv[1] is "fetch". Returns an exit code. */
+int cmd_model_fetch(struct kpuctl *k, int argc, char **argv);
 int cmd_reset(struct kpuctl *k, int argc, char **argv);
 int cmd_record(struct kpuctl *k, int argc, char **argv);
 int cmd_replay(struct kpuctl *k, int argc, char **argv);

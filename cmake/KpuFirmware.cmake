@@ -20,6 +20,12 @@ ExternalProject_Add(firmware
                -DKPU_WERROR=${KPU_WERROR}
                -DKPU_PROTOC=${KPU_PROTOC}
                -DKPU_PROTOC_GEN_NANOPB=${KPU_PROTOC_GEN_NANOPB}
+               -DKPU_TEST_DATA=${KPU_TEST_DATA}
     INSTALL_COMMAND ""
     BUILD_ALWAYS ON
     USES_TERMINAL_BUILD ON)
+
+# The QEMU end-to-end test (tests/e2e/) needs the firmware, kpud and kpuctl.
+if(KPU_BUILD_TESTS AND EXISTS ${CMAKE_SOURCE_DIR}/tests/e2e/qemu.cmake)
+    include(${CMAKE_SOURCE_DIR}/tests/e2e/qemu.cmake)
+endif()

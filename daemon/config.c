@@ -37,6 +37,9 @@ void kpud_config_defaults(struct kpud_config *cfg)
     cfg->sim_fps = 30;
     cfg->tty_baud = 115200;
     cfg->replay_speed = 1.0;
+    cfg->usb_baud = 115200;
+    cfg->usb_interface = -1;
+    snprintf(cfg->usb_reset_profile, sizeof(cfg->usb_reset_profile), "auto");
 }
 
 void kpud_config_finish(struct kpud_config *cfg)
@@ -259,6 +262,45 @@ static int set_key(struct kpud_config *c, const char *sec, const char *k, const 
         }
         if (!strcmp(k, "baud"))
             return parse_u32(v, 300, 4000000, &c->tty_baud);
+    } else if (!strcmp(sec, "usb")) {
+        if (!strcmp(k, "enabled"))
+            return parse_bool(v, &c->usb);
+        if (!strcmp(k, "allow"))
+            return COPY(usb_allow);
+        if (!strcmp(k, "deny"))
+            return COPY(usb_deny);
+        if (!strcmp(k, "baud"))
+            return parse_u32(v, 300, 3000000, &c->usb_baud);
+        if (!strcmp(k, "reset_profile")) {
+            if (strcmp(v, "auto") && strcmp(v, "dan") && strcmp(v, "kd233") && strcmp(v, "goE") &&
+                strcmp(v, "goD"))
+                return -EINVAL;
+            return COPY(usb_reset_profile);
+        }
+        if (!strcmp(k, "interface")) {
+            if (!strcmp(v, "auto"))
+                c->usb_interface = -1;
+            else if (!strcmp(v, "0") || !strcasecmp(v, "A"))
+                c->usb_interface = 0;
+            else if (!strcmp(v, "1") || !strcasecmp(v, "B"))
+                c->usb_interface = 1;
+            else
+                return -EINVAL;
+            return 0;
+        }
+        if (!strcmp(k, "agent_boot")) {
+            if (!strcmp(v, "none"))
+                c->agent_boot = KPUD_AGENT_BOOT_NONE;
+            else if (!strcmp(v, "sram"))
+                c->agent_boot = KPUD_AGENT_BOOT_SRAM;
+            else if (!strcmp(v, "flash"))
+                c->agent_boot = KPUD_AGENT_BOOT_FLASH;
+            else
+                return -EINVAL;
+            return 0;
+        }
+        if (!strcmp(k, "agent_image"))
+            return COPY(agent_image);
     } else if (!strcmp(sec, "replay")) {
         if (!strcmp(k, "file"))
             return COPY(replay);

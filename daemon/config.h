@@ -56,6 +56,16 @@ struct kpud_config {
     int n_ttys;
     uint32_t tty_baud; /* baud: default 115200 */
 
+    /* [usb]: boards found by VID/PID through libusb (daemon/link/transport_usb.h) */
+    int usb;                    /* enabled: yes|no (default no; --usb) */
+    char usb_allow[512];        /* allow: "1a86:7523, 0403:*, usb:1-2*"; "" = every bridge */
+    char usb_deny[512];         /* deny: same syntax, wins over allow */
+    uint32_t usb_baud;          /* baud: default 115200 */
+    char usb_reset_profile[16]; /* reset_profile: auto|dan|kd233|goE|goD */
+    int usb_interface;          /* interface: auto (-1) | 0 (A) | 1 (B) on two-port bridges */
+    int agent_boot;             /* agent_boot: none (0) | sram (1) | flash (2) */
+    char agent_image[PATH_MAX]; /* agent_image: the K210 agent .bin loaded through the ISP */
+
     /* [replay] */
     char replay[PATH_MAX]; /* file: a .kcap capture to play as a device */
     double replay_speed;   /* speed: 1 = recorded pace, 0 = as fast as possible */
@@ -66,6 +76,10 @@ struct kpud_config {
     char record[PATH_MAX];      /* --record FILE: capture the first device's link */
     char config_path[PATH_MAX]; /* the file read, "" if none */
 };
+
+#define KPUD_AGENT_BOOT_NONE 0
+#define KPUD_AGENT_BOOT_SRAM 1
+#define KPUD_AGENT_BOOT_FLASH 2
 
 /* kpud_config_defaults - fill cfg with the built-in defaults (socket path depends on uid). */
 void kpud_config_defaults(struct kpud_config *cfg);

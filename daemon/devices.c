@@ -13,8 +13,10 @@
 
 #include "log.h"
 #include "manifest.h"
+#include "transport_usb.h"
 
-#define MAX_DEVICES (KPUD_MAX_TTYS + 2)
+#define MAX_USB_DEVICES 16
+#define MAX_DEVICES (KPUD_MAX_TTYS + 2 + MAX_USB_DEVICES)
 
 struct dev {
     struct kpud_devices *owner;
@@ -34,6 +36,9 @@ struct kpud_devices {
     struct dev devs[MAX_DEVICES];
     unsigned n;
     unsigned closing_left;
+    struct kpud_usb *usb;          /* libusb discovery, NULL without [usb] */
+    const struct kpud_config *cfg; /* for sessions created later (usb arrivals) */
+    int closing;
     void (*done)(void *arg);
     void *done_arg;
 };
@@ -426,6 +431,45 @@ static int open_sim(struct kpud_devices *d, const struct kpud_config *cfg)
     return add_session(d, t, cfg, manifest);
 }
 
+/* A usb bridge appeared on a port for the first time: it gets a session; its HELLO tells
+ * whether it is a kpud board. */
+static int usb_new_port(void *ctx, struct kpud_transport *t)
+{
+    struct kpud_devices *d = ctx;
+    int r;
+
+    if (d->closing || d->n >= MAX_DEVICES) {
+        if (!d->closing)
+            log_warn("usb %s: ignored, %d devices already", t->path, MAX_DEVICES);
+        t->ops->close(t);
+        return -ENOSPC;
+    }
+    r = add_session(d, t, d->cfg, NULL);
+    if (r < 0)
+        log_err("usb %s: %s", t->path, strerror(-r));
+    return r;
+}
+
+static int open_usb(struct kpud_devices *d, const struct kpud_config *cfg)
+{
+    struct kpud_usb_opts o = {0};
+    struct kpud_usb_hooks h = {.new_port = usb_new_port, .ctx = d};
+
+    o.baud = cfg->usb_baud;
+    o.allow = cfg->usb_allow;
+    o.deny = cfg->usb_deny;
+    o.reset_profile = cfg->usb_reset_profile;
+    o.interface = cfg->usb_interface;
+    if (cfg->agent_boot == KPUD_AGENT_BOOT_SRAM) {
+        if (!cfg->agent_image[0]) {
+            log_err("usb: agent_boot = sram needs agent_image (the K210 agent .bin)");
+            return -EINVAL;
+        }
+        o.agent_image = cfg->agent_image;
+    }
+    return kpud_usb_open(d->loop, &o, &h, &d->usb);
+}
+
 int kpud_devices_open(uv_loop_t *loop, const struct kpud_config *cfg, struct kpud_store *store,
                       const struct kpud_devices_hooks *hooks, struct kpud_devices **ret)
 {
@@ -436,6 +480,7 @@ int kpud_devices_open(uv_loop_t *loop, const struct kpud_config *cfg, struct kpu
     if (!d)
         return -ENOMEM;
     d->loop = loop;
+    d->cfg = cfg;
     snprintf(d->state_dir, sizeof(d->state_dir), "%s", cfg->state_dir);
     d->store = store;
     if (hooks)
@@ -459,6 +504,8 @@ int kpud_devices_open(uv_loop_t *loop, const struct kpud_config *cfg, struct kpu
         if ((r = add_session(d, t, cfg, cfg->sim_manifest)) < 0)
             goto fail;
     }
+    if (cfg->usb && (r = open_usb(d, cfg)) < 0)
+        goto fail;
     if (cfg->record[0] && d->n > 0) {
         r = kpud_session_record_start(d->devs[0].s, cfg->record, "kpud --record");
         if (r < 0)
@@ -473,13 +520,23 @@ fail:
     return r;
 }
 
+static void devices_final(void *arg)
+{
+    struct kpud_devices *d = arg;
+    if (d->done)
+        d->done(d->done_arg);
+    free(d);
+}
+
 static void session_done(void *arg)
 {
     struct kpud_devices *d = arg;
     if (--d->closing_left == 0) {
-        if (d->done)
-            d->done(d->done_arg);
-        free(d);
+        /* Every usb transport is closed now; libusb goes last. */
+        if (d->usb)
+            kpud_usb_close(d->usb, devices_final, d);
+        else
+            devices_final(d);
     }
 }
 
@@ -487,6 +544,7 @@ void kpud_devices_close(struct kpud_devices *d, void (*done)(void *arg), void *a
 {
     d->done = done;
     d->done_arg = arg;
+    d->closing = 1;
     d->closing_left = d->n + 1;
     for (unsigned i = 0; i < d->n; i++) {
         end_store_session(&d->devs[i]);
@@ -537,4 +595,15 @@ const char *kpud_devices_model_name(const struct kpud_devices *d, const struct k
 {
     struct dev *v = dev_of((struct kpud_devices *)d, s);
     return v ? v->model_name : "";
+}
+
+void kpud_devices_model_selected(struct kpud_devices *d, struct kpud_session *s, const char *name)
+{
+    struct dev *v = dev_of(d, s);
+
+    if (!v || !name || strlen(name) >= sizeof(v->model_name))
+        return;
+    snprintf(v->model_name, sizeof(v->model_name), "%s", name);
+    v->have_manifest = 0;
+    load_manifest_by_name(d, v);
 }

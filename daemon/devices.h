@@ -63,6 +63,10 @@ const char *kpud_devices_model_name(const struct kpud_devices *d, const struct k
  */
 void kpud_devices_resolve_sim(struct kpud_config *cfg);
 
+/* kpud_devices_model_selected - s now runs the stored model name (after a ModelSelect):
+ * its events carry that name and the labels of that model's manifest from now on. */
+void kpud_devices_model_selected(struct kpud_devices *d, struct kpud_session *s, const char *name);
+
 /* kpud_devices_find_sim_agent - locate kpu-agent-sim (cfg, next to kpud, build tree,
  * PATH). Copies the path into out and returns 0, or -ENOENT. */
 int kpud_devices_find_sim_agent(const struct kpud_config *cfg, char *out, size_t outlen);

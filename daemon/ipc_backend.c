@@ -14,7 +14,10 @@
 #include <unistd.h>
 
 #include "ipc/ipc_server.h"
+#include "ipc_models.h"
 #include "log.h"
+#include "usb_agent.h"
+#include "sd_notify.h"
 
 #define P(name) KPU__IPC__V1__STATUS_CODE__##name
 
@@ -24,6 +27,7 @@ struct kpud_ipc {
     struct kpud_ipc_server *srv;
     struct kpud_store *store;
     struct kpud_devices *devs;
+    struct kpud_models *models;
     uint64_t start_ms;
     int64_t boot_ns;
 };
@@ -593,6 +597,169 @@ static void record_stop(struct kpud_ipc *ipc, struct kpud_ipc_request *req,
     reply_record_state(req, s, n, saved);
 }
 
+/* ---- snapshots ---------------------------------------------------------------------- */
+
+struct snap_ctx {
+    struct kpud_ipc *ipc;
+    struct kpud_ipc_request *req;
+};
+
+static void snapshot_done(struct kpud_session *s, int status, const struct kpud_snapshot *snap,
+                          int agent_code, const char *text, void *user)
+{
+    struct snap_ctx *c = user;
+    struct kpud_ipc *ipc = c->ipc;
+    Kpu__Ipc__V1__Snapshot out = KPU__IPC__V1__SNAPSHOT__INIT;
+    Kpu__Ipc__V1__Box boxes[KPUD_SNAP_MAX_BOXES], *ptrs[KPUD_SNAP_MAX_BOXES];
+    struct kpud_session_info info;
+
+    if (status < 0) {
+        if (status == -EPROTO)
+            kpud_ipc_reply_status(c->req, P(DEVICE_ERROR), text,
+                                  "the link is losing data; kpuctl devices shows its errors");
+        else
+            kpud_models_reply_error(c->req, "snapshot", status, agent_code, text);
+        free(c);
+        return;
+    }
+    kpud_session_get_info(s, &info);
+    for (size_t i = 0; i < snap->n_boxes; i++) {
+        const struct kpud_snap_box *b = &snap->boxes[i];
+        kpu__ipc__v1__box__init(&boxes[i]);
+        boxes[i].class_id = b->class_id;
+        boxes[i].label = (char *)(ipc->devs ? kpud_devices_label(ipc->devs, s, b->class_id) : "");
+        boxes[i].score = b->score;
+        boxes[i].x = b->x;
+        boxes[i].y = b->y;
+        boxes[i].w = b->w;
+        boxes[i].h = b->h;
+        ptrs[i] = &boxes[i];
+    }
+    out.device = info.id;
+    out.width = snap->width;
+    out.height = snap->height;
+    out.format = snap->format == KPU__LINK__V1__SNAPSHOT_FORMAT__SNAPSHOT_RGB565
+                     ? KPU__IPC__V1__IMAGE_FORMAT__IMAGE_RGB565
+                     : KPU__IPC__V1__IMAGE_FORMAT__IMAGE_RGB888_PLANAR;
+    out.data.data = (uint8_t *)snap->data;
+    out.data.len = snap->size;
+    out.n_boxes = snap->n_boxes;
+    out.boxes = ptrs;
+    out.frame_seq = snap->frame_seq;
+    reply_body(c->req, KPU__IPC__V1__FRAME__BODY_SNAPSHOT, &out);
+    free(c);
+}
+
+static void get_snapshot(struct kpud_ipc *ipc, struct kpud_ipc_request *req,
+                         const Kpu__Ipc__V1__GetSnapshot *g)
+{
+    struct kpud_session *s = find_device(ipc, req, g->device);
+    struct snap_ctx *c;
+    int fmt, r;
+
+    if (!s)
+        return;
+    /* kpud sends raw pixels: PNG (the default) is answered with planar RGB888, and the
+     * reply's format says so (docs/protocol.md). */
+    fmt = g->format == KPU__IPC__V1__IMAGE_FORMAT__IMAGE_RGB565
+              ? KPU__LINK__V1__SNAPSHOT_FORMAT__SNAPSHOT_RGB565
+              : KPU__LINK__V1__SNAPSHOT_FORMAT__SNAPSHOT_RGB888_PLANAR;
+    c = malloc(sizeof(*c));
+    if (!c) {
+        kpud_ipc_reply_status(req, P(INTERNAL), "out of memory", NULL);
+        return;
+    }
+    c->ipc = ipc;
+    c->req = req;
+    r = kpud_session_snapshot(s, fmt, snapshot_done, c);
+    if (r < 0) {
+        free(c);
+        if (r == -EBUSY)
+            kpud_ipc_reply_status(req, P(BUSY), "a snapshot of this board is in progress",
+                                  "try again in a moment");
+        else
+            kpud_models_reply_error(req, "snapshot", r, 0, "");
+    }
+}
+
+/* ---- agent control ------------------------------------------------------------------ */
+
+struct agent_ctx {
+    struct kpud_ipc_request *req;
+    char device[40];
+    char version[32];
+};
+
+/* Progress and the end of an ISP boot; one IPC reply at the end. */
+static void agent_boot_done(void *user, int done, int status, uint32_t permille)
+{
+    struct agent_ctx *c = user;
+    Kpu__Ipc__V1__AgentInfo ai = KPU__IPC__V1__AGENT_INFO__INIT;
+
+    if (!done)
+        return;
+    if (status < 0) {
+        char text[128];
+        snprintf(text, sizeof(text), "loading the agent into SRAM failed: %s", strerror(-status));
+        kpud_ipc_reply_status(c->req, P(DEVICE_ERROR), text,
+                              "check the board's reset profile ([usb] reset_profile) and cable");
+    } else {
+        ai.device = c->device;
+        ai.agent_version = c->version;
+        ai.expected_version = (char *)KPUD_VERSION;
+        ai.progress_permille = permille;
+        reply_body(c->req, KPU__IPC__V1__FRAME__BODY_AGENT_INFO, &ai);
+    }
+    free(c);
+}
+
+static void agent_control(struct kpud_ipc *ipc, struct kpud_ipc_request *req,
+                          const Kpu__Ipc__V1__AgentControl *ac)
+{
+    Kpu__Ipc__V1__AgentInfo ai = KPU__IPC__V1__AGENT_INFO__INIT;
+    struct kpud_session *s = find_device(ipc, req, ac->device);
+    struct kpud_session_info info;
+    struct agent_ctx *c;
+    int r;
+
+    if (!s)
+        return;
+    kpud_session_get_info(s, &info);
+    if (ac->action == KPU__IPC__V1__AGENT_ACTION__AGENT_VERSION) {
+        ai.device = info.id;
+        ai.agent_version = info.agent_version; /* from the last AgentHello; "" before one */
+        ai.expected_version = (char *)KPUD_VERSION;
+        reply_body(req, KPU__IPC__V1__FRAME__BODY_AGENT_INFO, &ai);
+        return;
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        kpud_ipc_reply_status(req, P(INTERNAL), "out of memory", NULL);
+        return;
+    }
+    c->req = req;
+    snprintf(c->device, sizeof(c->device), "%s", info.id);
+    snprintf(c->version, sizeof(c->version), "%s", info.agent_version);
+    r = kpud_usb_agent_control(s, (int)ac->action, ipc->cfg->agent_image, agent_boot_done, c);
+    if (r == 0)
+        return; /* agent_boot_done replies */
+    free(c);
+    if (r == -ENOTSUP)
+        kpud_ipc_reply_status(req, P(DEVICE_ERROR),
+                              ac->action == KPU__IPC__V1__AGENT_ACTION__AGENT_FLASH
+                                  ? "writing the agent to flash is not supported yet"
+                                  : "this board is not on the usb transport",
+                              "boot into SRAM works on usb boards; flash with kflash for now "
+                              "(docs/hardware.md)");
+    else if (r == -ENOENT)
+        kpud_ipc_reply_status(req, P(INVALID_ARGUMENT), "no agent image configured or readable",
+                              "set [usb] agent_image in kpud.conf to kpu-agent-k210.bin");
+    else if (r == -EBUSY)
+        kpud_ipc_reply_status(req, P(BUSY), "the board is busy", "try again shortly");
+    else
+        kpud_ipc_reply_status(req, P(DEVICE_OFFLINE), strerror(-r), NULL);
+}
+
 /* ---- dispatch ----------------------------------------------------------------------- */
 
 static void on_request(void *ctx, struct kpud_ipc_request *req, const Kpu__Ipc__V1__Frame *f)
@@ -643,7 +810,15 @@ static void on_request(void *ctx, struct kpud_ipc_request *req, const Kpu__Ipc__
     case KPU__IPC__V1__FRAME__BODY_RECORD_STOP:
         record_stop(ipc, req, f->record_stop);
         break;
+    case KPU__IPC__V1__FRAME__BODY_GET_SNAPSHOT:
+        get_snapshot(ipc, req, f->get_snapshot);
+        break;
+    case KPU__IPC__V1__FRAME__BODY_AGENT_CONTROL:
+        agent_control(ipc, req, f->agent_control);
+        break;
     default:
+        if (ipc->models && kpud_models_request(ipc->models, req, f))
+            break;
         kpud_ipc_reply_status(req, P(UNKNOWN_REQUEST), "this kpud does not handle that request",
                               "upgrade kpud, or check kpuctl version");
         break;
@@ -716,6 +891,45 @@ static gid_t group_id(const char *name)
     return g ? g->gr_gid : (gid_t)-2;
 }
 
+/* 1 if this process has gid g (effective or supplementary): kpud runs as a system service
+ * (user kpud with the reader group among its groups, packaging/systemd/kpud.service). */
+static int have_group(gid_t g)
+{
+    gid_t groups[256];
+    int n;
+
+    if (g == getegid())
+        return 1;
+    n = getgroups((int)(sizeof(groups) / sizeof(groups[0])), groups);
+    for (int i = 0; i < n; i++)
+        if (groups[i] == g)
+            return 1;
+    return 0;
+}
+
+/* The listening socket systemd passed (kpud.socket), or -1 to bind cfg's path ourselves. */
+static int activated_fd(const char *path)
+{
+    int mismatch = 0, fd, n = kpud_sd_listen_fds(1);
+
+    if (n < 0)
+        log_warn("socket activation: malformed LISTEN_FDS (%s); binding %s", strerror(-n), path);
+    if (n <= 0)
+        return -1;
+    fd = kpud_sd_listen_unix_fd(n, path, &mismatch);
+    if (fd < 0) {
+        log_warn("socket activation: %d fd%s passed, none a listening Unix socket; binding %s", n,
+                 n == 1 ? "" : "s", path);
+        return -1;
+    }
+    if (mismatch)
+        log_warn("socket activation: the passed socket is not bound to %s (the configured "
+                 "path); serving the one systemd passed",
+                 path);
+    log_info("socket activation: listening on fd %d from systemd", fd);
+    return fd;
+}
+
 static int make_parent_dir(const char *path)
 {
     char dir[PATH_MAX];
@@ -733,7 +947,8 @@ static int make_parent_dir(const char *path)
 
 int kpud_ipc_open(uv_loop_t *loop, const struct kpud_config *cfg, struct kpud_ipc **ret)
 {
-    static const char *const features[] = {"query", "config", "retention", "record", NULL};
+    static const char *const features[] = {"query",    "config", "retention", "record",
+                                           "snapshot", "models", NULL};
     struct kpud_ipc *ipc = calloc(1, sizeof(*ipc));
     struct kpud_ipc_opts o;
     int r;
@@ -744,10 +959,18 @@ int kpud_ipc_open(uv_loop_t *loop, const struct kpud_config *cfg, struct kpud_ip
     ipc->cfg = cfg;
     ipc->start_ms = uv_now(loop);
     ipc->boot_ns = now_ns();
+    ipc->models = kpud_models_new(loop, cfg);
+    if (!ipc->models) {
+        free(ipc);
+        return -ENOMEM;
+    }
     memset(&o, 0, sizeof(o));
     o.path = cfg->socket_path;
-    o.listen_fd = -1;
-    if (geteuid() == 0) {
+    o.listen_fd = activated_fd(cfg->socket_path);
+    /* Roles apply to root's kpud and to the service user that holds the reader group; a
+     * kpud started by someone else for themselves serves only them (the socket's mode). */
+    if (geteuid() == 0 ||
+        (group_id(cfg->reader_group) < (gid_t)-2 && have_group(group_id(cfg->reader_group)))) {
         o.reader_gid = group_id(cfg->reader_group);
         o.admin_gid = group_id(cfg->admin_group);
         if (o.reader_gid == (gid_t)-2) {
@@ -770,10 +993,11 @@ int kpud_ipc_open(uv_loop_t *loop, const struct kpud_config *cfg, struct kpud_ip
     o.features = features;
     o.backend = &backend;
     o.backend_ctx = ipc;
-    r = make_parent_dir(cfg->socket_path);
+    r = o.listen_fd >= 0 ? 0 : make_parent_dir(cfg->socket_path);
     if (r == 0)
         r = kpud_ipc_server_open(loop, &o, &ipc->srv);
     if (r < 0) {
+        kpud_models_free(ipc->models);
         free(ipc);
         return r;
     }
@@ -785,6 +1009,7 @@ void kpud_ipc_attach(struct kpud_ipc *ipc, struct kpud_store *store, struct kpud
 {
     ipc->store = store;
     ipc->devs = devs;
+    kpud_models_attach(ipc->models, store, devs);
 }
 
 void kpud_ipc_close(struct kpud_ipc *ipc)
@@ -793,6 +1018,7 @@ void kpud_ipc_close(struct kpud_ipc *ipc)
         return;
     ipc->store = NULL;
     ipc->devs = NULL;
+    kpud_models_attach(ipc->models, NULL, NULL);
     if (ipc->srv)
         kpud_ipc_server_close(ipc->srv, NULL, NULL);
     ipc->srv = NULL;
@@ -800,5 +1026,8 @@ void kpud_ipc_close(struct kpud_ipc *ipc)
 
 void kpud_ipc_free(struct kpud_ipc *ipc)
 {
+    if (!ipc)
+        return;
+    kpud_models_free(ipc->models);
     free(ipc);
 }

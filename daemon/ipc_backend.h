@@ -18,7 +18,8 @@ struct kpud_ipc;
 
 /*
  * kpud_ipc_open - create the socket at cfg->socket_path (its directory too) and start
- * accepting. Requests that need the store or devices get DEVICE_OFFLINE/INTERNAL until
+ * accepting; under systemd socket activation ($LISTEN_FDS) adopt the passed listening socket
+ * bound to that path (or the only one passed) instead. Requests that need the store or devices get DEVICE_OFFLINE/INTERNAL until
  * kpud_ipc_attach(). Returns 0 and sets *ret, or a negative errno (logged).
  */
 int kpud_ipc_open(uv_loop_t *loop, const struct kpud_config *cfg, struct kpud_ipc **ret);

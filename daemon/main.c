@@ -35,6 +35,9 @@ enum {
     OPT_DATABASE,
     OPT_THRESHOLD,
     OPT_LOG_LEVEL,
+    OPT_USB,
+    OPT_AGENT_BOOT,
+    OPT_AGENT_IMAGE,
 };
 
 static void usage(FILE *f)
@@ -66,6 +69,11 @@ static void usage(FILE *f)
             "      --replay-loop        start the capture again at its end\n"
             "      --replay-exit        stop kpud (storing everything) when the capture ends\n"
             "      --record FILE        record the first device's link to a .kcap file\n"
+            "      --usb[=ALLOW]        boards on USB bridges (CH340, FT232, FT2232) through\n"
+            "                           libusb; ALLOW e.g. 1a86:7523,usb:1-2* (default all)\n"
+            "      --agent-boot MODE    none (default) or sram: load the agent into SRAM\n"
+            "                           through the K210 ROM ISP when a usb board is opened\n"
+            "      --agent-image FILE   the agent image for --agent-boot sram\n"
             "logging:\n"
             "  -v, --verbose            debug messages\n"
             "      --log-level LEVEL    error, warning, notice, info (default), debug\n"
@@ -116,6 +124,9 @@ int main(int argc, char **argv)
         {"replay-loop", no_argument, NULL, OPT_REPLAY_LOOP},
         {"replay-exit", no_argument, NULL, OPT_REPLAY_EXIT},
         {"record", required_argument, NULL, OPT_RECORD},
+        {"usb", optional_argument, NULL, OPT_USB},
+        {"agent-boot", required_argument, NULL, OPT_AGENT_BOOT},
+        {"agent-image", required_argument, NULL, OPT_AGENT_IMAGE},
         {"verbose", no_argument, NULL, 'v'},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"version", no_argument, NULL, 'V'},
@@ -128,6 +139,7 @@ int main(int argc, char **argv)
     char err[320];
     int c, r, log_level = -1;
     int set_state = 0, set_socket = 0, set_db = 0, set_threshold = 0, set_sim = 0;
+    int set_agent_boot = 0;
 
     kpud_config_defaults(&cli);
     while ((c = getopt_long(argc, argv, "c:vVh", opts, NULL)) != -1) {
@@ -237,6 +249,24 @@ int main(int argc, char **argv)
             if (copy_arg(cli.record, sizeof(cli.record), optarg, "--record") < 0)
                 return 2;
             break;
+        case OPT_USB:
+            cli.usb = 1;
+            if (optarg && copy_arg(cli.usb_allow, sizeof(cli.usb_allow), optarg, "--usb") < 0)
+                return 2;
+            break;
+        case OPT_AGENT_BOOT:
+            if (!strcmp(optarg, "none"))
+                cli.agent_boot = KPUD_AGENT_BOOT_NONE;
+            else if (!strcmp(optarg, "sram"))
+                cli.agent_boot = KPUD_AGENT_BOOT_SRAM;
+            else
+                return bad_value("--agent-boot", optarg);
+            set_agent_boot = 1;
+            break;
+        case OPT_AGENT_IMAGE:
+            if (copy_arg(cli.agent_image, sizeof(cli.agent_image), optarg, "--agent-image") < 0)
+                return 2;
+            break;
         case 'v':
             log_level = LOG_DEBUG;
             break;
@@ -314,6 +344,15 @@ int main(int argc, char **argv)
     }
     if (cli.record[0])
         memcpy(cfg.record, cli.record, sizeof(cfg.record));
+    if (cli.usb) {
+        cfg.usb = 1;
+        if (cli.usb_allow[0])
+            memcpy(cfg.usb_allow, cli.usb_allow, sizeof(cfg.usb_allow));
+    }
+    if (set_agent_boot)
+        cfg.agent_boot = cli.agent_boot;
+    if (cli.agent_image[0])
+        memcpy(cfg.agent_image, cli.agent_image, sizeof(cfg.agent_image));
     if (log_level >= 0)
         cfg.log_level = log_level;
     kpud_config_finish(&cfg);

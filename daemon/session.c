@@ -21,6 +21,46 @@
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 30000
 
+/* Snapshots (docs/agent.md "Snapshots"): the agent sends one SnapshotChunk per credit; we
+ * grant SNAP_CREDITS at first and SNAP_REFILL more each time SNAP_REFILL chunks arrived,
+ * so the agent never waits on a round trip while the link is healthy. */
+#define SNAP_CREDITS 16u
+#define SNAP_REFILL 8u
+#define SNAP_MAX_BYTES (4u * 1024u * 1024u) /* 4096 x 341 RGB888: far above any K210 camera */
+#define SNAP_STALL_MS 2000u                 /* no chunk this long: ask again */
+#define SNAP_RESTARTS 1                     /* fresh requests after a stall or a gap */
+#define SNAP_FRAME_WAIT_MS 500u             /* for the detection frame of the image */
+#define RECENT_FRAMES 16                    /* detection frames remembered for snapshots */
+
+enum snap_phase {
+    SNAP_IDLE = 0,
+    SNAP_REQUESTED, /* SnapshotRequest sent, its Status not yet back */
+    SNAP_RECEIVING, /* Status OK; adopting / receiving chunks */
+    SNAP_WAIT_FRAME /* image complete; waiting briefly for its detection frame */
+};
+
+struct snap {
+    enum snap_phase phase;
+    int format;
+    kpud_session_snapshot_fn cb;
+    void *user;
+    int have_id;
+    uint32_t id, total, width, height, frame_seq, received, since_credit;
+    uint8_t *buf;
+    uint64_t deadline_ms;   /* whole snapshot */
+    uint64_t last_chunk_ms; /* stall detection */
+    int restarts;
+    int gen; /* bumps per request, so a stale Status is recognised */
+    int have_frame;
+    struct recent_frame *frame; /* the detection frame of the image, once it passed by */
+};
+
+struct recent_frame {
+    uint32_t seq;
+    uint32_t n;
+    struct kpud_snap_box boxes[KPUD_SNAP_MAX_BOXES];
+};
+
 struct pending {
     int used;
     uint16_t seq;
@@ -53,6 +93,10 @@ struct kpud_session {
     uint32_t last_frame_seq;
     int handshakes; /* completed AgentHellos */
     struct pending pending[MAX_PENDING];
+    struct snap snap;
+    struct recent_frame recent[RECENT_FRAMES];
+    unsigned recent_next; /* ring index of the next frame to remember */
+    unsigned recent_n;
     FILE *rec;
     char *rec_path;
     uint64_t rec_bytes;
@@ -148,8 +192,11 @@ static int send_msg(struct kpud_session *s, uint8_t type, const ProtobufCMessage
     return send_frame(s, type, 0, s->tx_seq++, payload, (size_t)n);
 }
 
+static void snap_fail(struct kpud_session *s, int err, int agent_code, const char *text);
+
 static void fail_pending(struct kpud_session *s, int err)
 {
+    snap_fail(s, err, 0, strerror(-err));
     for (int i = 0; i < MAX_PENDING; i++) {
         struct pending *p = &s->pending[i];
         if (!p->used)
@@ -376,7 +423,9 @@ static void hello_done(struct kpud_session *s, int status, uint8_t type,
                        const ProtobufCMessage *msg, void *user)
 {
     (void)user;
-    if (status == -ECANCELED || status == -ECONNRESET)
+    /* -ENOTCONN: the link went down under the HELLO. That is no silent agent: resetting
+     * the board now would take the next link down too, in a loop; link_up starts over. */
+    if (status == -ECANCELED || status == -ECONNRESET || status == -ENOTCONN)
         return;
     if (status < 0) {
         set_error(s, "agent did not answer HELLO; resetting the board", strerror(-status));
@@ -405,6 +454,289 @@ static void start_hello(struct kpud_session *s)
         enter_backoff(s, "cannot send HELLO");
 }
 
+/* ---- snapshots ------------------------------------------------------------------ */
+
+static const struct recent_frame *find_recent(const struct kpud_session *s, uint32_t seq)
+{
+    for (unsigned i = 0; i < s->recent_n; i++)
+        if (s->recent[i].seq == seq)
+            return &s->recent[i];
+    return NULL;
+}
+
+/* Finish the snapshot in progress: call its callback once, release the buffer first so a
+ * callback may start the next one. */
+static void snap_finish(struct kpud_session *s, int status, int agent_code, const char *text)
+{
+    struct snap sn = s->snap;
+    struct kpud_snapshot out;
+    const struct recent_frame *rf;
+
+    if (sn.phase == SNAP_IDLE)
+        return;
+    memset(&s->snap, 0, sizeof(s->snap));
+    s->snap.gen = sn.gen;
+    if (status == 0) {
+        memset(&out, 0, sizeof(out));
+        out.width = sn.width;
+        out.height = sn.height;
+        out.format = sn.format;
+        out.frame_seq = sn.frame_seq;
+        out.data = sn.buf;
+        out.size = sn.total;
+        rf = sn.have_frame ? sn.frame : find_recent(s, sn.frame_seq);
+        if (rf) {
+            out.have_frame = 1;
+            out.n_boxes = rf->n;
+            out.boxes = rf->boxes;
+        }
+        sn.cb(s, 0, &out, 0, "", sn.user);
+    } else {
+        sn.cb(s, status, NULL, agent_code, text ? text : "", sn.user);
+    }
+    free(sn.buf);
+    free(sn.frame);
+}
+
+static void snap_fail(struct kpud_session *s, int err, int agent_code, const char *text)
+{
+    snap_finish(s, err, agent_code, text);
+}
+
+/* The image is complete: reply now if its detection frame is known (or cannot come),
+ * else wait a little for it. */
+static void snap_complete(struct kpud_session *s)
+{
+    struct snap *sn = &s->snap;
+    int32_t ahead = (int32_t)(sn->frame_seq - s->last_frame_seq);
+
+    if (sn->have_frame || find_recent(s, sn->frame_seq) || s->info.state != KPUD_DEV_STREAMING ||
+        (s->have_frame_seq && ahead <= 0) || ahead > 2) {
+        snap_finish(s, 0, 0, "");
+        return;
+    }
+    sn->phase = SNAP_WAIT_FRAME;
+    sn->deadline_ms = uv_now(s->loop) + SNAP_FRAME_WAIT_MS;
+}
+
+static void remember_frame(struct kpud_session *s, const Kpu__Link__V1__DetectionFrame *f)
+{
+    struct recent_frame *rf = &s->recent[s->recent_next];
+    size_t n = f->n_boxes < KPUD_SNAP_MAX_BOXES ? f->n_boxes : KPUD_SNAP_MAX_BOXES;
+
+    rf->seq = f->frame_seq;
+    rf->n = (uint32_t)n;
+    for (size_t i = 0; i < n; i++) {
+        const Kpu__Link__V1__Box *b = f->boxes[i];
+        rf->boxes[i].class_id = b->class_id;
+        rf->boxes[i].score = b->score;
+        rf->boxes[i].x = b->x;
+        rf->boxes[i].y = b->y;
+        rf->boxes[i].w = b->w;
+        rf->boxes[i].h = b->h;
+    }
+    /* A slow snapshot outlives the ring: keep its own frame when it passes by. */
+    if (s->snap.phase != SNAP_IDLE && s->snap.have_id && f->frame_seq == s->snap.frame_seq &&
+        (s->snap.frame || (s->snap.frame = malloc(sizeof(*rf))))) {
+        *s->snap.frame = *rf;
+        s->snap.have_frame = 1;
+    }
+    s->recent_next = (s->recent_next + 1) % RECENT_FRAMES;
+    if (s->recent_n < RECENT_FRAMES)
+        s->recent_n++;
+    if (s->snap.phase == SNAP_WAIT_FRAME && (int32_t)(f->frame_seq - s->snap.frame_seq) >= 0)
+        snap_finish(s, 0, 0, "");
+}
+
+static int snap_send_request(struct kpud_session *s);
+
+/* Start over after a stall or a gap in the chunk stream, a bounded number of times. */
+static void snap_restart(struct kpud_session *s, const char *why)
+{
+    struct snap *sn = &s->snap;
+
+    if (sn->restarts >= SNAP_RESTARTS || uv_now(s->loop) >= sn->deadline_ms) {
+        snap_fail(s, strcmp(why, "stalled") == 0 ? -ETIMEDOUT : -EPROTO, 0, why);
+        return;
+    }
+    sn->restarts++;
+    log_info("device %s: snapshot %s; asking again", s->info.id, why);
+    if (snap_send_request(s) < 0)
+        snap_fail(s, -ENOTCONN, 0, "cannot send the snapshot request");
+}
+
+static void snap_request_done(struct kpud_session *s, int status, uint8_t type,
+                              const ProtobufCMessage *msg, void *user)
+{
+    const Kpu__Link__V1__Status *st = (const Kpu__Link__V1__Status *)msg;
+    struct snap *sn = &s->snap;
+
+    if (sn->phase != SNAP_REQUESTED || (int)(intptr_t)user != sn->gen)
+        return; /* superseded by a newer request, or the snapshot already ended */
+    if (status < 0) {
+        snap_fail(s, status, 0, strerror(-status));
+        return;
+    }
+    if (type != KPU__LINK__V1__MSG_TYPE__MSG_STATUS) {
+        snap_fail(s, -EPROTO, 0, "agent answered the snapshot request with something else");
+        return;
+    }
+    if (st->code != KPU__LINK__V1__STATUS_CODE__STATUS_OK) {
+        snap_fail(s, -EREMOTEIO, (int)st->code, st->text);
+        return;
+    }
+    sn->phase = SNAP_RECEIVING;
+    sn->last_chunk_ms = uv_now(s->loop);
+}
+
+static int snap_send_request(struct kpud_session *s)
+{
+    Kpu__Link__V1__SnapshotRequest rq = KPU__LINK__V1__SNAPSHOT_REQUEST__INIT;
+    struct snap *sn = &s->snap;
+
+    sn->phase = SNAP_REQUESTED;
+    sn->have_id = 0;
+    sn->received = 0;
+    sn->since_credit = 0;
+    sn->gen++;
+    sn->last_chunk_ms = uv_now(s->loop);
+    rq.format = (Kpu__Link__V1__SnapshotFormat)sn->format;
+    rq.credits = SNAP_CREDITS;
+    return kpud_session_request(s, KPU__LINK__V1__MSG_TYPE__MSG_SNAPSHOT_REQUEST, &rq.base,
+                                snap_request_done, (void *)(intptr_t)sn->gen);
+}
+
+int kpud_session_snapshot(struct kpud_session *s, int format, kpud_session_snapshot_fn cb,
+                          void *user)
+{
+    struct snap *sn = &s->snap;
+    int r;
+
+    if (format != KPU__LINK__V1__SNAPSHOT_FORMAT__SNAPSHOT_RGB565 &&
+        format != KPU__LINK__V1__SNAPSHOT_FORMAT__SNAPSHOT_RGB888_PLANAR)
+        return -EINVAL;
+    if (!cb)
+        return -EINVAL;
+    if (sn->phase != SNAP_IDLE)
+        return -EBUSY;
+    if (s->closing || !s->t->up || s->info.state == KPUD_DEV_HELLO ||
+        s->info.state == KPUD_DEV_LOST || s->info.state == KPUD_DEV_BACKOFF ||
+        s->info.state == KPUD_DEV_PROBING)
+        return -ENOTCONN;
+    sn->format = format;
+    sn->cb = cb;
+    sn->user = user;
+    sn->restarts = 0;
+    sn->deadline_ms = uv_now(s->loop) + KPUD_SNAPSHOT_DEADLINE_MS;
+    r = snap_send_request(s);
+    if (r < 0) {
+        int gen = sn->gen;
+        memset(sn, 0, sizeof(*sn));
+        sn->gen = gen;
+        return r == -EBUSY ? -EBUSY : -ENOTCONN;
+    }
+    return 0;
+}
+
+static void snap_credit(struct kpud_session *s, uint32_t n)
+{
+    Kpu__Link__V1__SnapshotCredit c = KPU__LINK__V1__SNAPSHOT_CREDIT__INIT;
+    c.snapshot_id = s->snap.id;
+    c.credits = n;
+    send_msg(s, KPU__LINK__V1__MSG_TYPE__MSG_SNAPSHOT_CREDIT, &c.base);
+}
+
+static void handle_snapshot_chunk(struct kpud_session *s, const Kpu__Link__V1__SnapshotChunk *c)
+{
+    struct snap *sn = &s->snap;
+    uint64_t bpp, want;
+
+    /* Chunks before the Status (a retried request) or after the end belong to nothing. */
+    if (sn->phase != SNAP_RECEIVING && sn->phase != SNAP_REQUESTED)
+        return;
+    if (!sn->have_id || c->snapshot_id != sn->id) {
+        /* A new id starts at offset 0; a tail of an abandoned snapshot is ignored. */
+        if (c->offset != 0)
+            return;
+        bpp = c->format == KPU__LINK__V1__SNAPSHOT_FORMAT__SNAPSHOT_RGB565 ? 2 : 3;
+        want = (uint64_t)c->width * c->height * bpp;
+        if ((int)c->format != sn->format || want == 0 || want != c->total ||
+            c->total > SNAP_MAX_BYTES) {
+            log_warn("device %s: snapshot %ux%u format %d of %u bytes does not add up", s->info.id,
+                     c->width, c->height, (int)c->format, c->total);
+            snap_fail(s, -EPROTO, 0, "the agent's snapshot header does not add up");
+            return;
+        }
+        free(sn->buf);
+        sn->buf = malloc(c->total);
+        if (!sn->buf) {
+            snap_fail(s, -ENOMEM, 0, "out of memory");
+            return;
+        }
+        sn->have_id = 1;
+        sn->id = c->snapshot_id;
+        sn->total = c->total;
+        sn->width = c->width;
+        sn->height = c->height;
+        sn->frame_seq = c->frame_seq;
+        sn->have_frame = 0;
+        {
+            /* The frame may have passed already (it precedes its image on the wire). */
+            const struct recent_frame *rf = find_recent(s, c->frame_seq);
+            if (rf && (sn->frame || (sn->frame = malloc(sizeof(*rf))))) {
+                *sn->frame = *rf;
+                sn->have_frame = 1;
+            }
+        }
+        sn->received = 0;
+        sn->since_credit = 0;
+        sn->phase = SNAP_RECEIVING;
+    }
+    sn->last_chunk_ms = uv_now(s->loop);
+    if (c->offset != sn->received || c->total != sn->total || c->data.len > sn->total - c->offset ||
+        c->data.len == 0) {
+        /* A chunk lost on the link (CRC, dropped bytes): the stream cannot be mended. */
+        snap_restart(s, "chunk missing");
+        return;
+    }
+    memcpy(sn->buf + c->offset, c->data.data, c->data.len);
+    sn->received += (uint32_t)c->data.len;
+    if (sn->received == sn->total) {
+        snap_complete(s);
+        return;
+    }
+    if (++sn->since_credit >= SNAP_REFILL) {
+        sn->since_credit = 0;
+        snap_credit(s, SNAP_REFILL);
+    }
+}
+
+/* Deadlines of the snapshot in progress, from the tick timer. */
+static void snap_tick(struct kpud_session *s, uint64_t now)
+{
+    struct snap *sn = &s->snap;
+
+    if (sn->phase == SNAP_IDLE)
+        return;
+    if (sn->phase == SNAP_WAIT_FRAME) {
+        if (now >= sn->deadline_ms)
+            snap_finish(s, 0, 0, "");
+        return;
+    }
+    if (now >= sn->deadline_ms) {
+        snap_fail(s, -ETIMEDOUT, 0, "the snapshot did not complete in time");
+        return;
+    }
+    if (sn->phase == SNAP_RECEIVING && now - sn->last_chunk_ms >= SNAP_STALL_MS)
+        snap_restart(s, "stalled");
+}
+
+void kpud_session_note_model(struct kpud_session *s, const char *name)
+{
+    if (s->cfg.model[0] && name && strlen(name) < sizeof(s->cfg.model))
+        snprintf(s->cfg.model, sizeof(s->cfg.model), "%s", name);
+}
+
 /* ---- receive -------------------------------------------------------------------- */
 
 static void handle_detection(struct kpud_session *s, const Kpu__Link__V1__DetectionFrame *f)
@@ -426,6 +758,7 @@ static void handle_detection(struct kpud_session *s, const Kpu__Link__V1__Detect
     s->info.frames++;
     s->info.image_width = f->image_width;
     s->info.image_height = f->image_height;
+    remember_frame(s, f);
     if (s->cbs.detection)
         s->cbs.detection(s, f, now, s->user);
 }
@@ -474,6 +807,9 @@ static void dispatch(struct kpud_session *s, const struct klink_frame *f)
         break;
     case KPU__LINK__V1__MSG_TYPE__MSG_DETECTION_FRAME:
         handle_detection(s, (Kpu__Link__V1__DetectionFrame *)m);
+        break;
+    case KPU__LINK__V1__MSG_TYPE__MSG_SNAPSHOT_CHUNK:
+        handle_snapshot_chunk(s, (const Kpu__Link__V1__SnapshotChunk *)m);
         break;
     case KPU__LINK__V1__MSG_TYPE__MSG_HEARTBEAT: {
         const Kpu__Link__V1__Heartbeat *hb = (const Kpu__Link__V1__Heartbeat *)m;
@@ -561,6 +897,7 @@ static void tick_cb(uv_timer_t *tm)
         if (p->cb)
             p->cb(s, -ETIMEDOUT, 0, NULL, p->user);
     }
+    snap_tick(s, now);
     if (s->info.state == KPUD_DEV_BACKOFF) {
         if (now >= s->backoff_until_ms)
             start_hello(s);

@@ -138,6 +138,59 @@ typedef void (*kpud_session_reply_fn)(struct kpud_session *s, int status, uint8_
 int kpud_session_request(struct kpud_session *s, uint8_t type, const ProtobufCMessage *msg,
                          kpud_session_reply_fn cb, void *user);
 
+/* One box of a snapshot's frame, as the agent reported it in that DetectionFrame. */
+struct kpud_snap_box {
+    uint32_t class_id;
+    float score;
+    int32_t x, y;
+    uint32_t w, h;
+};
+
+#define KPUD_SNAP_MAX_BOXES 32 /* link.options: DetectionFrame.boxes max_count */
+
+/* An assembled snapshot, valid during the completion callback only. */
+struct kpud_snapshot {
+    uint32_t width, height;
+    int format;          /* Kpu__Link__V1__SnapshotFormat */
+    uint32_t frame_seq;  /* the detection frame the agent says the image belongs to */
+    const uint8_t *data; /* RGB565 little-endian, or planar RGB888 */
+    size_t size;
+    int have_frame; /* 1 if that detection frame was seen: boxes are its boxes */
+    size_t n_boxes;
+    const struct kpud_snap_box *boxes;
+};
+
+/*
+ * A snapshot's completion: status 0 with snap; or a negative errno with snap NULL:
+ * -EREMOTEIO the agent refused (agent_code is its kpu.link.v1.StatusCode, text its words),
+ * -ETIMEDOUT no answer or the chunks stopped, -EPROTO chunks that do not fit together
+ * (after retries), -ENOTCONN the link went down, -ECONNRESET the agent rebooted,
+ * -ECANCELED the session closed. text is never NULL.
+ */
+typedef void (*kpud_session_snapshot_fn)(struct kpud_session *s, int status,
+                                         const struct kpud_snapshot *snap, int agent_code,
+                                         const char *text, void *user);
+
+/*
+ * kpud_session_snapshot - ask the agent for its next camera frame in format (a
+ * kpu.link.v1.SnapshotFormat), assemble the SnapshotChunk stream (paced with
+ * SnapshotCredit) and call cb exactly once, within KPUD_SNAPSHOT_DEADLINE_MS. Returns 0,
+ * -ENOTCONN (no agent connected), -EBUSY (a snapshot of this board is in progress) or
+ * -EINVAL (format); cb is not called then.
+ */
+int kpud_session_snapshot(struct kpud_session *s, int format, kpud_session_snapshot_fn cb,
+                          void *user);
+
+/* Whole-snapshot bound for a board that keeps sending, slowly: the agent sends one chunk
+ * per main-loop step, so a board busy with its model (or an emulated KPU) needs seconds for
+ * a 320x240 image. A board that stops sending is noticed by the stall timer (2 s, one
+ * fresh request) or the session's silence timeout, within libkpu-client's default 5 s. */
+#define KPUD_SNAPSHOT_DEADLINE_MS 30000u
+
+/* kpud_session_note_model - the agent now runs stored model name (after a ModelSelect):
+ * keep it for the next handshake if the configuration names a model. */
+void kpud_session_note_model(struct kpud_session *s, const char *name);
+
 /*
  * kpud_session_reset - reset the board (DTR/RTS, or restart the simulator) and
  * re-handshake. Returns 0 or -ENOTSUP (a replay).

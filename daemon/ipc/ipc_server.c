@@ -56,6 +56,9 @@
 #define IPC_MAX_PENDING_REQUESTS 64u
 /* ...or this many response bytes wait to be written (a client that does not read). */
 #define IPC_MAX_RESPONSE_BYTES (8u * 1024u * 1024u)
+/* What a queued response costs against IPC_MAX_RESPONSE_BYTES: its bytes plus its
+ * bookkeeping, so a flood of tiny answers (Pongs) is bounded by memory, not by payload. */
+#define OUT_COST(o) ((o)->len + sizeof(struct out))
 /* Filter lists longer than this are refused (every client-controlled resource has a limit). */
 #define IPC_MAX_FILTER_ITEMS 256u
 /* Devices a rate-limited subscription remembers; the least recent is forgotten. */
@@ -196,7 +199,7 @@ static void queue_remove(struct conn *c, struct out *o)
         c->ev_count--;
         c->ev_bytes -= o->len;
     } else {
-        c->resp_bytes -= o->len;
+        c->resp_bytes -= OUT_COST(o);
     }
 }
 
@@ -252,7 +255,7 @@ static int queue_dropped_notice(struct conn *c, struct sub *s)
         return -ENOMEM;
     s->dropped = 0;
     TAILQ_INSERT_HEAD(&c->q, o, link);
-    c->resp_bytes += o->len;
+    c->resp_bytes += OUT_COST(o);
     return 0;
 }
 
@@ -317,7 +320,7 @@ static void conn_send_response(struct conn *c, struct out *o)
         return;
     }
     TAILQ_INSERT_TAIL(&c->q, o, link);
-    c->resp_bytes += o->len;
+    c->resp_bytes += OUT_COST(o);
     conn_flush(c);
 }
 
@@ -698,6 +701,10 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         }
         conn_dispatch(c, f);
     }
+    /* Answers the server gives itself (Pong, Subscribed, errors) count too: a client that
+     * floods requests without reading stops being read once its answers reach the bound. */
+    if (!c->closing)
+        conn_update_reading(c);
 }
 
 /* Pause reading while the client has too much outstanding; resume when it drains. */

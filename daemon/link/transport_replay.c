@@ -21,6 +21,8 @@ struct replay {
     double speed;
     int loop_forever;
     uv_timer_t timer;
+    uv_idle_t idle; /* "more records right away": runs once per loop turn, after I/O */
+    int open_handles;
     uint64_t t0_ms; /* loop time when the capture (re)started */
     struct kcap_record pending;
     int have_pending;
@@ -29,6 +31,13 @@ struct replay {
 };
 
 static void replay_step(uv_timer_t *tm);
+
+static void replay_idle(uv_idle_t *h)
+{
+    struct replay *s = h->data;
+    uv_idle_stop(h);
+    replay_step(&s->timer);
+}
 
 static void rewind_capture(struct replay *s)
 {
@@ -108,8 +117,12 @@ static void replay_step(uv_timer_t *tm)
             break; /* what the host said then; the live session says its own */
         }
     }
+    /* Not a 0 ms timer: libuv < 1.45 runs a timer re-armed with 0 from its own callback
+     * again in the same timers phase, so a fast replay would never let the loop poll its
+     * sockets (clients, the store's thread-pool completions) at all. An idle handle runs
+     * once per loop turn and makes that turn's poll non-blocking. */
     if (!s->closing)
-        uv_timer_start(&s->timer, replay_step, 0, 0);
+        uv_idle_start(&s->idle, replay_idle);
 }
 
 static int replay_start(struct kpud_transport *t)
@@ -145,6 +158,8 @@ static int replay_set_baud(struct kpud_transport *t, uint32_t baud)
 static void timer_closed(uv_handle_t *h)
 {
     struct replay *s = h->data;
+    if (--s->open_handles > 0)
+        return;
     if (s->t.closed)
         s->t.closed(&s->t);
     free(s->file);
@@ -156,7 +171,9 @@ static void replay_close(struct kpud_transport *t)
     struct replay *s = (struct replay *)t;
     s->closing = 1;
     uv_timer_stop(&s->timer);
+    uv_idle_stop(&s->idle);
     uv_close((uv_handle_t *)&s->timer, timer_closed);
+    uv_close((uv_handle_t *)&s->idle, timer_closed);
 }
 
 static const struct kpud_transport_ops replay_ops = {
@@ -200,6 +217,9 @@ int kpud_transport_replay_new(uv_loop_t *loop, const struct kpud_replay_opts *op
     s->loop_forever = opts->loop;
     uv_timer_init(loop, &s->timer);
     s->timer.data = s;
+    uv_idle_init(loop, &s->idle);
+    s->idle.data = s;
+    s->open_handles = 2;
     *ret = &s->t;
     return 0;
 }

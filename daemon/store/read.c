@@ -205,6 +205,7 @@ sqlite3 *kpud_store__reader_get(struct kpud_store *s)
         return NULL;
     }
     sqlite3_extended_result_codes(db, 1);
+    kpud_store__tune_memory(db, STORE_CONN_READER);
     sqlite3_busy_timeout(db, (int)s->opts.busy_timeout_ms);
     return db;
 }

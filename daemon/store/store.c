@@ -177,6 +177,39 @@ uint64_t kpud_store__used_bytes(sqlite3 *db)
     return (uint64_t)(pages - freel) * (uint64_t)psize;
 }
 
+void kpud_store__tune_memory(sqlite3 *db, enum store_conn_role role)
+{
+    static const int cache_pages[] = {
+        [STORE_CONN_WRITER] = STORE_WRITER_CACHE_PAGES,
+        [STORE_CONN_READER] = STORE_READER_CACHE_PAGES,
+        [STORE_CONN_CKPT] = STORE_CKPT_CACHE_PAGES,
+    };
+    char sql[48];
+
+    /* Failures leave SQLite's defaults, which work, only with more memory. */
+    if (role == STORE_CONN_CKPT)
+        sqlite3_db_config(db, SQLITE_DBCONFIG_LOOKASIDE, NULL, 0, 0);
+    snprintf(sql, sizeof(sql), "PRAGMA cache_size = %d", cache_pages[role]);
+    sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+/*
+ * Process-wide SQLite memory settings. They only take effect before SQLite initialises
+ * (the first sqlite3_open in the process); later calls fail harmlessly with
+ * SQLITE_MISUSE. No initial bulk page-cache allocation per connection (the cache grows
+ * page by page up to its cache_size instead), and a smaller lookaside.
+ */
+static void store_global_config(void)
+{
+    static bool done;
+
+    if (done)
+        return;
+    done = true;
+    sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
+    sqlite3_config(SQLITE_CONFIG_LOOKASIDE, STORE_LOOKASIDE_SLOT, STORE_LOOKASIDE_SLOTS);
+}
+
 /*
  * Checkpoints run on the thread pool on their own connection, so the fsync they do under
  * synchronous=NORMAL never stalls the loop. PASSIVE: they never wait for (or block) the
@@ -195,6 +228,7 @@ static void ckpt_run(uv_work_t *req)
             return;
         }
         sqlite3_extended_result_codes(s->ckpt_db, 1);
+        kpud_store__tune_memory(s->ckpt_db, STORE_CONN_CKPT);
         /* Keep this connection from checkpointing on its own when it closes early. */
         sqlite3_wal_autocheckpoint(s->ckpt_db, 0);
     }
@@ -259,6 +293,7 @@ static int writer_open_db(struct kpud_store *s)
     }
     s->db = db;
     sqlite3_extended_result_codes(db, 1);
+    kpud_store__tune_memory(db, STORE_CONN_WRITER);
     sqlite3_busy_timeout(db, (int)s->opts.busy_timeout_ms);
     ro = sqlite3_db_readonly(db, "main") == 1;
     fresh = query_int(db, "PRAGMA page_count", -1) == 0;
@@ -316,6 +351,28 @@ static struct qframe *fr_at(struct kpud_store *s, uint32_t i)
     return s->fr[(s->fr_head + i) % s->fr_cap];
 }
 
+/*
+ * Double the frame ring (up to queue_frames), keeping the order; the oldest frame moves
+ * to index 0. A full-size ring (16384 pointers, 128 KiB) would be touched page by page as
+ * the head goes round, although a healthy writer holds a few dozen frames at most.
+ * Returns 0, or -ENOMEM with the ring unchanged.
+ */
+static int fr_grow(struct kpud_store *s)
+{
+    uint32_t cap = s->fr_cap * 2 < s->opts.queue_frames ? s->fr_cap * 2 : s->opts.queue_frames;
+    struct qframe **fr = calloc(cap, sizeof(*fr));
+
+    if (!fr)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < s->fr_len; i++)
+        fr[i] = s->fr[(s->fr_head + i) % s->fr_cap];
+    free(s->fr);
+    s->fr = fr;
+    s->fr_cap = cap;
+    s->fr_head = 0;
+    return 0;
+}
+
 static void fr_pop(struct kpud_store *s)
 {
     struct qframe *f = s->fr[s->fr_head];
@@ -354,6 +411,9 @@ static void writer_schedule(struct kpud_store *s, uint64_t ms)
     if (uv_is_active((uv_handle_t *)&s->writer_timer) &&
         uv_timer_get_due_in(&s->writer_timer) <= ms)
         return;
+    /* The loop's cached time may be stale (a long callback ran before this row came in):
+     * count the batch delay from now, not from the start of the loop iteration. */
+    uv_update_time(s->loop);
     uv_timer_start(&s->writer_timer, writer_timer_cb, ms, 0);
 }
 
@@ -742,6 +802,9 @@ int kpud_store_add_frame(struct kpud_store *s, const struct kpud_frame_rec *f)
             p += l;
         }
     }
+    /* Out of memory to grow: the ring is full at its current size, drop the oldest. */
+    if (s->fr_len == s->fr_cap && s->fr_cap < s->opts.queue_frames)
+        (void)fr_grow(s);
     if (s->fr_len == s->fr_cap) {
         fr_pop(s);
         s->c.frames_dropped++;
@@ -971,6 +1034,7 @@ int kpud_store_open(uv_loop_t *loop, const struct kpud_store_opts *opts, struct 
 
     if (!loop || !opts || !opts->path || !opts->path[0] || !ret)
         return -EINVAL;
+    store_global_config();
     s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
@@ -996,7 +1060,8 @@ int kpud_store_open(uv_loop_t *loop, const struct kpud_store_opts *opts, struct 
     DEFAULT(retention_period_ms, STORE_DEF_RETENTION_PERIOD_MS);
     DEFAULT(log, log_stderr);
 #undef DEFAULT
-    s->fr_cap = s->opts.queue_frames;
+    /* The ring grows on demand up to queue_frames (see fr_grow). */
+    s->fr_cap = s->opts.queue_frames < STORE_FR_INITIAL ? s->opts.queue_frames : STORE_FR_INITIAL;
     s->fr = calloc(s->fr_cap, sizeof(*s->fr));
     s->ops = calloc(STORE_OPS_MAX, sizeof(*s->ops));
     if (!s->path_buf || !s->fr || !s->ops) {

@@ -206,6 +206,18 @@ KPU_WARN_UNUSED int kpud_store_model_put(struct kpud_store *s, const struct kpud
 /* Queue the deletion of a model row by name. Returns 0, -EINVAL, -ENOMEM, -ESHUTDOWN. */
 KPU_WARN_UNUSED int kpud_store_model_delete(struct kpud_store *s, const char *name);
 
+#define KPUD_STORE_MODELS_MAX 256 /* rows kpud_store_models() returns at most */
+
+/* Models results: rows[0..n) ordered by name, valid only during the call (NULL unless
+ * status is 0). status is 0 or a negative errno (-EIO, -ENOMEM, -ECANCELED). */
+typedef void (*kpud_store_models_cb)(struct kpud_store *s, int status,
+                                     const struct kpud_model_rec *rows, size_t n, void *user_data);
+
+/* List the models table (committed rows; at most KPUD_STORE_MODELS_MAX) on the thread
+ * pool. Returns 0 (cb called exactly once), -EINVAL, -ENOMEM, -ESHUTDOWN. */
+KPU_WARN_UNUSED int kpud_store_models(struct kpud_store *s, kpud_store_models_cb cb,
+                                      void *user_data);
+
 /* Commit what is queued now, on the calling (loop) thread. Returns 0, or the negative
  * errno matching the write error (-ENOSPC, -EROFS, -EIO, -EBUSY); the rows stay queued. */
 int kpud_store_flush(struct kpud_store *s);

@@ -16,6 +16,8 @@
 #define STORE_DEF_BATCH_MS 50
 #define STORE_DEF_BATCH_ROWS 1024
 #define STORE_DEF_QUEUE_FRAMES 16384
+/* Slots of the frame ring at open; it doubles when full, up to queue_frames. */
+#define STORE_FR_INITIAL 256u
 #define STORE_DEF_BUSY_MS 2000
 #define STORE_DEF_MAX_QUERY_ROWS 1000
 #define STORE_DEF_QUERY_ROWS 100
@@ -36,6 +38,28 @@
 #define STORE_CKPT_FORCE_PAGES 20000
 /* Read-only connections kept for the thread pool (libuv's default pool has 4 threads). */
 #define STORE_READERS_MAX 4
+
+/*
+ * Memory per connection (kpud's idle RSS, docs/performance.md "local clients"). SQLite's
+ * defaults are a 2000 KiB page cache with a first bulk allocation of 20 pages, and 100
+ * lookaside slots of 1200 bytes (120 KiB, every page of it touched when the connection
+ * opens) per connection. The writer appends at the right-hand edge of 2 tables and 9
+ * indexes (a few pages each) and the retention steps work at the left-hand edge; a
+ * history query walks one index range and fetches its rows: other pages come back from
+ * the OS page cache with one pread each. The checkpoint connection copies WAL frames
+ * without its page cache.
+ */
+#define STORE_WRITER_CACHE_PAGES 64
+#define STORE_READER_CACHE_PAGES 64
+#define STORE_CKPT_CACHE_PAGES 8
+#define STORE_LOOKASIDE_SLOT 1200 /* bytes, SQLite's default slot size */
+#define STORE_LOOKASIDE_SLOTS 24  /* per connection (SQLite's default: 100) */
+
+enum store_conn_role { STORE_CONN_WRITER, STORE_CONN_READER, STORE_CONN_CKPT };
+
+/* kpud_store__tune_memory - set db's page cache size (and, for the checkpoint
+ * connection, no lookaside) for its role, right after sqlite3_open_v2. */
+void kpud_store__tune_memory(sqlite3 *db, enum store_conn_role role);
 
 /* A queued box; label points into the owning qframe's allocation. */
 struct qbox {

@@ -62,6 +62,7 @@ extern "C" {
 #define KFA_HOST_SILENCE_US 10000000u /* no valid frame this long: host gone */
 #define KFA_SNAPSHOT_CHUNK 2048u      /* link.options: SnapshotChunk.data max_size */
 #define KFA_SNAPSHOT_DEFAULT_CREDITS 4u
+#define KFA_SNAPSHOT_CHUNKS_PER_STEP 3 /* snapshot chunks sent per main-loop step */
 
 /*
  * kfa_agent_init - (re)initialise every piece of core state, open the model store, load

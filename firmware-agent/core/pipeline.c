@@ -17,6 +17,8 @@ static struct kfa_yolo2_cand cands[KFA_CANDIDATES];
 static struct kfa_box boxes[32];
 static kpu_link_v1_DetectionFrame det;
 static kpu_link_v1_SnapshotChunk chunk;
+static void snapshot_send_chunk(void);
+
 /* The frame a snapshot sends: copied once, so the camera can move on. */
 static uint8_t snap_buf[KFA_CAMERA_W * KFA_CAMERA_H * 3u];
 
@@ -25,8 +27,9 @@ static uint16_t rgb565_of(uint8_t r, uint8_t g, uint8_t b)
     return (uint16_t)((r >> 3) << 11 | (g >> 2) << 5 | (b >> 3));
 }
 
-/* Copy the frame for a pending snapshot in the requested format. */
-static void snapshot_capture(const struct kfa_frame *f)
+/* Copy the frame for a pending snapshot in the requested format; frame_seq is the
+ * DetectionFrame sent for this camera frame (the host pairs boxes with the image by it). */
+static void snapshot_capture(const struct kfa_frame *f, uint32_t frame_seq)
 {
     struct kfa_snapshot *s = &kfa_g.snap;
     size_t plane = (size_t)f->width * f->height;
@@ -54,7 +57,7 @@ static void snapshot_capture(const struct kfa_frame *f)
     s->width = f->width;
     s->height = f->height;
     s->offset = 0;
-    s->frame_seq = kfa_g.frame_seq;
+    s->frame_seq = frame_seq;
     s->state = 2;
 }
 
@@ -136,6 +139,7 @@ int kfa_pipeline_step(void)
     struct kfa_frame f;
     char text[KFA_TEXT_MAX];
     uint64_t now;
+    uint32_t seq;
     int want_snap = kfa_g.snap.state == 1;
 
     if (!kfa_g.streaming && !want_snap)
@@ -146,6 +150,7 @@ int kfa_pipeline_step(void)
         return 0;
     if (kfa_hal_camera_get(&f) != 0)
         return 0;
+    seq = kfa_g.frame_seq;
     if (kfa_g.streaming && f.rgb888) {
         kfa_g.last_frame_us = now;
         if (process(&f, text, sizeof(text)) == 0) {
@@ -164,12 +169,20 @@ int kfa_pipeline_step(void)
         }
     }
     if (want_snap && f.rgb888)
-        snapshot_capture(&f);
+        snapshot_capture(&f, seq);
     kfa_hal_camera_release();
     return 1;
 }
 
 void kfa_snapshot_step(void)
+{
+    /* A few chunks per main-loop step: at 2 Mbaud three 2 KiB chunks take ~30 ms, about
+     * one frame period, so detection frames still go out every step. */
+    for (int i = 0; i < KFA_SNAPSHOT_CHUNKS_PER_STEP; i++)
+        snapshot_send_chunk();
+}
+
+static void snapshot_send_chunk(void)
 {
     struct kfa_snapshot *s = &kfa_g.snap;
     uint32_t n;

@@ -14,3 +14,25 @@ if(TARGET kpu_client AND TARGET kpud-ipc-testd AND NOT KPU_SANITIZE AND NOT KPU_
                      ${CMAKE_C_COMPILER})
     set_tests_properties(clients_installed_examples PROPERTIES TIMEOUT 300 LABELS "ipc;integration")
 endif()
+
+# The clients against the real kpud with kpu-agent-sim (tests/integration/check_ipc_daemon.c):
+# filters, paging, slow-client drops, restart, roles, malformed frames, snapshots, model
+# upload, kpuctl --json. The harness is built again under its own name: daemon.cmake's copy
+# is defined after this file (glob order).
+if(TARGET kpud AND TARGET kpu-agent-sim AND TARGET kpu_client AND TARGET kpuctl)
+    add_library(kpu_test_harness_ipc STATIC ${CMAKE_CURRENT_LIST_DIR}/harness.c
+                                            ${CMAKE_CURRENT_LIST_DIR}/ipc_raw.c)
+    target_include_directories(kpu_test_harness_ipc PUBLIC ${CMAKE_CURRENT_LIST_DIR})
+    target_compile_definitions(kpu_test_harness_ipc PRIVATE
+        KPU_TEST_KPUD="$<TARGET_FILE:kpud>"
+        KPU_TEST_AGENT_SIM="$<TARGET_FILE:kpu-agent-sim>")
+    target_link_libraries(kpu_test_harness_ipc PUBLIC PkgConfig::CHECK PkgConfig::SQLITE3
+                                                      kpu_proto_host)
+    kpu_target_defaults(kpu_test_harness_ipc)
+    kpu_test(check_ipc_daemon SOURCES ${CMAKE_CURRENT_LIST_DIR}/check_ipc_daemon.c
+             LIBS kpu_test_harness_ipc kpu_client TIMEOUT 1500 LABELS "ipc;integration")
+    add_dependencies(check_ipc_daemon kpud kpu-agent-sim kpuctl)
+    target_compile_definitions(check_ipc_daemon PRIVATE
+        KPUCTL_PATH="$<TARGET_FILE:kpuctl>"
+        KPU_TEST_MODELS_DIR="${CMAKE_SOURCE_DIR}/firmware-agent/models")
+endif()

@@ -128,6 +128,43 @@ static void blank_key(char *s, const char *key)
     strcpy(s, tmp);
 }
 
+/* Replace the JSON value (object, array, string or scalar) of key by "*": for parts that
+ * describe the machine the test runs on (debuginfo's "host"). */
+static void blank_value(char *s, const char *key)
+{
+    char pat[64], *p, *e;
+    int depth = 0, in_str = 0;
+
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
+    p = strstr(s, pat);
+    if (!p)
+        return;
+    p += strlen(pat);
+    e = p;
+    if (*e == '{' || *e == '[' || *e == '"') {
+        do {
+            if (in_str) {
+                if (*e == '\\' && e[1])
+                    e++;
+                else if (*e == '"')
+                    in_str = 0;
+            } else if (*e == '"') {
+                in_str = 1;
+            } else if (*e == '{' || *e == '[') {
+                depth++;
+            } else if (*e == '}' || *e == ']') {
+                depth--;
+            }
+            e++;
+        } while (*e && (depth > 0 || in_str));
+    } else {
+        while (*e && *e != ',' && *e != '}' && *e != ']')
+            e++;
+    }
+    memmove(p + 3, e, strlen(e) + 1);
+    memcpy(p, "\"*\"", 3);
+}
+
 /* Replace every occurrence of from by to (to not longer than from). */
 static void replace(char *s, const char *from, const char *to)
 {
@@ -146,6 +183,7 @@ static void normalise(char *s)
     blank_key(s, "boot_time_ns");
     blank_key(s, "uid");
     blank_key(s, "gid");
+    blank_value(s, "host");
 }
 
 static void golden(const char *name, int want_exit, char *const *args)

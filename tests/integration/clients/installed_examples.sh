@@ -8,7 +8,10 @@ build=$1 src=$2 testd=$3 cc=$4
 tmp=$(mktemp -d)
 pid=""
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
-cmake --install "$build" --prefix "$tmp/prefix" --component Unspecified >/dev/null
+# The library's components (packaging/CMakeLists.txt: the libkpu-client1 and -dev debs).
+for comp in libclient libclient_dev; do
+    cmake --install "$build" --prefix "$tmp/prefix" --component $comp >/dev/null
+done
 libdir=$(dirname "$(find "$tmp/prefix" -name kpu-client.pc | head -n1)")
 test -n "$libdir" || { echo "kpu-client.pc not installed"; exit 1; }
 export PKG_CONFIG_PATH="$libdir"

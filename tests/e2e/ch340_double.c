@@ -1,0 +1,393 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ch340_double: a CH340 (1a86:7523) test double for the e2e guest, built on FunctionFS
+ * and dummy_hcd. It answers the vendor requests that the Linux ch341 driver and kpud's
+ * usb transport send (READ_VERSION, READ_REG, WRITE_REG, SERIAL_INIT, MODEM_CTRL; facts
+ * from Linux drivers/usb/serial/ch341.c), logs the baud word and every DTR/RTS change,
+ * and bridges bulk data to a backend tty (the guest's ttyS1, which QEMU wires to
+ * kpu-agent-sim on the host).
+ *
+ * It also plays the K210 boot ROM: when the lines go through kflash's "dan" ISP entry
+ * (RTS asserted = RST held, then DTR asserted with RTS released = IO16 low while RST is
+ * released) it answers the ISP greeting and memory writes itself (SLIP, CRC-checked) until
+ * MEMORY_BOOT, logs what it received, and goes back to bridging.
+ *
+ * usage: ch340_double FFS_DIR BACKEND_TTY
+ * Adapted from the research recipe's ch340_emu (shared/research/emu-e2e-recipe.sh).
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/usb/ch9.h>
+#include <linux/usb/functionfs.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "isp.h"
+
+#define MPS 32             /* full-speed bulk wMaxPacketSize of a CH340 */
+#define CH_VERSION 0x31    /* what READ_VERSION answers */
+#define CLKRATE 48000000.0 /* ch341.c CH341_CLKRATE */
+
+static const char *ffs_dir;
+static int backend = -1;
+static int reply_pipe[2];
+static uint8_t regs[256];
+static int dtr, rts, prev_rts;
+static atomic_int isp_mode;
+static double t0;
+static struct kpud_slip_dec dec;
+static uint8_t image[8 * 1024 * 1024];
+static size_t image_len;
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+#define LOG(...)                                                                                   \
+    do {                                                                                           \
+        printf("[ch340_double %8.3f] ", now() - t0);                                               \
+        printf(__VA_ARGS__);                                                                       \
+        putchar('\n');                                                                             \
+        fflush(stdout);                                                                            \
+    } while (0)
+
+static const struct {
+    struct usb_functionfs_descs_head_v2 header;
+    __le32 fs_count;
+    struct {
+        struct usb_interface_descriptor intf;
+        struct usb_endpoint_descriptor_no_audio bulk_in, bulk_out, int_in;
+    } __attribute__((packed)) fs;
+} __attribute__((packed)) descriptors = {
+    .header = {.magic = FUNCTIONFS_DESCRIPTORS_MAGIC_V2,
+               .length = sizeof(descriptors),
+               /* ALL_CTRL_RECIP: device-recipient vendor requests reach us too. */
+               .flags = FUNCTIONFS_HAS_FS_DESC | FUNCTIONFS_ALL_CTRL_RECIP},
+    .fs_count = 4,
+    .fs =
+        {
+            .intf = {.bLength = sizeof(descriptors.fs.intf),
+                     .bDescriptorType = USB_DT_INTERFACE,
+                     .bNumEndpoints = 3,
+                     .bInterfaceClass = 0xff,
+                     .bInterfaceSubClass = 0x01,
+                     .bInterfaceProtocol = 0x02,
+                     .iInterface = 1},
+            .bulk_in = {.bLength = USB_DT_ENDPOINT_SIZE,
+                        .bDescriptorType = USB_DT_ENDPOINT,
+                        .bEndpointAddress = 2 | USB_DIR_IN,
+                        .bmAttributes = USB_ENDPOINT_XFER_BULK,
+                        .wMaxPacketSize = MPS},
+            .bulk_out = {.bLength = USB_DT_ENDPOINT_SIZE,
+                         .bDescriptorType = USB_DT_ENDPOINT,
+                         .bEndpointAddress = 2 | USB_DIR_OUT,
+                         .bmAttributes = USB_ENDPOINT_XFER_BULK,
+                         .wMaxPacketSize = MPS},
+            .int_in = {.bLength = USB_DT_ENDPOINT_SIZE,
+                       .bDescriptorType = USB_DT_ENDPOINT,
+                       .bEndpointAddress = 1 | USB_DIR_IN,
+                       .bmAttributes = USB_ENDPOINT_XFER_INT,
+                       .wMaxPacketSize = 8,
+                       .bInterval = 1},
+        },
+};
+
+#define STR "CH340 test double"
+static const struct {
+    struct usb_functionfs_strings_head header;
+    struct {
+        __le16 code;
+        const char str1[sizeof(STR)];
+    } __attribute__((packed)) lang0;
+} __attribute__((packed)) strings = {
+    .header = {.magic = FUNCTIONFS_STRINGS_MAGIC,
+               .length = sizeof(strings),
+               .str_count = 1,
+               .lang_count = 1},
+    .lang0 = {0x0409, STR},
+};
+
+static void log_baud(void)
+{
+    int ps = regs[0x12] & 3, fact = (regs[0x12] >> 2) & 1, div = 256 - regs[0x13];
+    if (div <= 0)
+        return;
+    LOG("baud word 0x%02x%02x -> %.0f Bd, LCR 0x%02x", regs[0x13], regs[0x12],
+        CLKRATE / ((double)(1 << (12 - 3 * ps - fact)) * div), regs[0x18]);
+}
+
+static void lines_changed(int nd, int nr)
+{
+    int changed = nd != dtr || nr != rts;
+
+    LOG("MODEM_CTRL DTR=%d RTS=%d%s", nd, nr, changed ? "  (changed)" : "");
+    if (!changed)
+        return;
+    prev_rts = rts;
+    dtr = nd;
+    rts = nr;
+    /* kflash "dan": RTS drives RST, DTR drives IO16. RST released (RTS 1 -> 0) while IO16
+     * is low (DTR asserted): the ROM starts its ISP loader. */
+    if (prev_rts && !rts && dtr) {
+        kpud_slip_dec_reset(&dec);
+        image_len = 0;
+        atomic_store(&isp_mode, 1);
+        LOG("ISP: boot ROM entered (dan sequence)");
+    } else if (prev_rts && !rts && !dtr) {
+        atomic_store(&isp_mode, 0);
+        LOG("reset into the application");
+    }
+}
+
+static void handle_setup(int ep0, const struct usb_ctrlrequest *c)
+{
+    uint16_t v = le16toh(c->wValue), idx = le16toh(c->wIndex), len = le16toh(c->wLength);
+    uint8_t buf[64] = {0};
+
+    if (c->bRequestType & USB_DIR_IN) {
+        int n = 0;
+        switch (c->bRequest) {
+        case 0x5f: /* READ_VERSION */
+            buf[0] = CH_VERSION;
+            n = 2;
+            break;
+        case 0x95: /* READ_REG */
+            buf[0] = regs[v & 0xff];
+            buf[1] = regs[v >> 8];
+            if (v == 0x0706) {
+                buf[0] = 0xff; /* modem status, inverted: nothing asserted */
+                buf[1] = 0xee;
+            }
+            n = 2;
+            break;
+        default:
+            LOG("unknown IN request 0x%02x: stall", c->bRequest);
+            if (read(ep0, buf, 0) < 0) { /* a read on an IN setup stalls it */
+            }
+            return;
+        }
+        if (n > len)
+            n = len;
+        if (write(ep0, buf, (size_t)n) < 0)
+            perror("ep0 write");
+        return;
+    }
+    if (len && read(ep0, buf, len > sizeof(buf) ? sizeof(buf) : len) < 0)
+        perror("ep0 read");
+    switch (c->bRequest) {
+    case 0xa1:
+        LOG("SERIAL_INIT");
+        break;
+    case 0x9a: /* WRITE_REG: two registers at once */
+        regs[v & 0xff] = idx & 0xff;
+        regs[v >> 8] = idx >> 8;
+        LOG("WRITE_REG 0x%04x = 0x%04x", v, idx);
+        if ((v & 0xff) == 0x12)
+            log_baud();
+        break;
+    case 0xa4: /* MODEM_CTRL: wValue = ~control, DTR bit 5, RTS bit 6 */
+        lines_changed(!(v & 0x20), !(v & 0x40));
+        break;
+    default:
+        LOG("unknown OUT request 0x%02x", c->bRequest);
+    }
+    if (!len && read(ep0, buf, 0) < 0)
+        perror("ep0 status");
+}
+
+static void isp_reply(uint8_t op, uint8_t status)
+{
+    uint8_t raw[2] = {op, status}, slip[8];
+    size_t n = kpud_slip_encode(raw, 2, slip, sizeof(slip));
+    if (write(reply_pipe[1], slip, n) < 0)
+        perror("reply pipe");
+}
+
+static void isp_frame(const uint8_t *f, size_t len)
+{
+    uint16_t op;
+    const uint8_t *p;
+    size_t plen;
+    int r;
+
+    if (len >= 1 && f[0] == KPUD_ISP_OP_NOP) {
+        LOG("ISP: greeting answered");
+        isp_reply(KPUD_ISP_OP_NOP, KPUD_ISP_STATUS_OK);
+        return;
+    }
+    r = kpud_isp_parse_request(f, len, &op, &p, &plen);
+    if (op == KPUD_ISP_OP_MEMORY_WRITE) {
+        uint32_t addr, n;
+        if (r < 0 || plen < 8) {
+            isp_reply(KPUD_ISP_OP_MEMORY_WRITE, KPUD_ISP_STATUS_BAD_DATA_CHECKSUM);
+            return;
+        }
+        addr = p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
+        n = p[4] | p[5] << 8 | p[6] << 16 | (uint32_t)p[7] << 24;
+        if (n != plen - 8 || addr < KPUD_ISP_SRAM_BASE ||
+            addr - KPUD_ISP_SRAM_BASE + n > sizeof(image)) {
+            isp_reply(KPUD_ISP_OP_MEMORY_WRITE, KPUD_ISP_STATUS_BAD_DATA_LEN);
+            return;
+        }
+        memcpy(image + (addr - KPUD_ISP_SRAM_BASE), p + 8, n);
+        if (addr - KPUD_ISP_SRAM_BASE + n > image_len)
+            image_len = addr - KPUD_ISP_SRAM_BASE + n;
+        isp_reply(KPUD_ISP_OP_MEMORY_WRITE, KPUD_ISP_STATUS_OK);
+    } else if (op == KPUD_ISP_OP_MEMORY_BOOT && r == 0 && plen >= 4) {
+        uint32_t addr = p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
+        LOG("ISP: boot at 0x%08x after %zu bytes, crc32 %08x", addr, image_len,
+            kpud_isp_crc32(image, image_len));
+        atomic_store(&isp_mode, 0);
+    } else {
+        LOG("ISP: op 0x%02x (%d)", op, r);
+        isp_reply((uint8_t)op, KPUD_ISP_STATUS_INVALID_COMMAND);
+    }
+}
+
+static void *out_thread(void *a)
+{
+    char path[256];
+    uint8_t buf[MPS];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/ep2", ffs_dir);
+    fd = open(path, O_RDWR);
+    for (;;) {
+        /* Exactly one packet per read: a larger read would wait for a short packet. */
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n < 0) {
+            usleep(10000);
+            continue;
+        }
+        if (atomic_load(&isp_mode)) {
+            for (ssize_t i = 0; i < n; i++)
+                if (kpud_slip_dec_push(&dec, buf[i]))
+                    isp_frame(dec.buf, dec.len);
+            continue;
+        }
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(backend, buf + off, (size_t)(n - off));
+            if (w <= 0)
+                break;
+            off += w;
+        }
+    }
+    return a;
+}
+
+static void send_in(int fd, const uint8_t *buf, ssize_t n)
+{
+    for (ssize_t off = 0; off < n;) {
+        /* FunctionFS sends no zero-length packet: end every write on a short packet so the
+         * host's larger read completes. */
+        ssize_t len = n - off;
+        if (len % MPS == 0)
+            len = len > MPS ? len - MPS + (MPS - 1) : MPS - 1;
+        ssize_t w = write(fd, buf + off, (size_t)len);
+        if (w < 0) {
+            if (errno == ESHUTDOWN || errno == EINTR) {
+                usleep(10000);
+                return; /* unbound: the data is lost, as on a real unplug */
+            }
+            perror("ep1 write");
+            return;
+        }
+        off += w;
+    }
+}
+
+static void *in_thread(void *a)
+{
+    char path[256];
+    uint8_t buf[4096];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/ep1", ffs_dir);
+    fd = open(path, O_RDWR);
+    for (;;) {
+        struct pollfd p[2] = {{backend, POLLIN, 0}, {reply_pipe[0], POLLIN, 0}};
+        if (poll(p, 2, -1) < 0)
+            continue;
+        if (p[1].revents & POLLIN) {
+            ssize_t n = read(reply_pipe[0], buf, sizeof(buf));
+            if (n > 0)
+                send_in(fd, buf, n);
+        }
+        if (p[0].revents & POLLIN) {
+            ssize_t n = read(backend, buf, sizeof(buf));
+            /* While the "ROM" runs, the agent is held off the wire. */
+            if (n > 0 && !atomic_load(&isp_mode))
+                send_in(fd, buf, n);
+        }
+    }
+    return a;
+}
+
+int main(int argc, char **argv)
+{
+    static const char *names[] = {"BIND",  "UNBIND",  "ENABLE", "DISABLE",
+                                  "SETUP", "SUSPEND", "RESUME"};
+    struct termios t;
+    pthread_t a, b;
+    char path[256];
+    int ep0;
+
+    t0 = now();
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s FFS_DIR BACKEND_TTY\n", argv[0]);
+        return 1;
+    }
+    ffs_dir = argv[1];
+    backend = open(argv[2], O_RDWR | O_NOCTTY);
+    if (backend < 0 || pipe(reply_pipe) < 0) {
+        perror(argv[2]);
+        return 1;
+    }
+    if (tcgetattr(backend, &t) == 0) {
+        cfmakeraw(&t);
+        cfsetspeed(&t, B115200);
+        tcsetattr(backend, TCSANOW, &t);
+    }
+    regs[0x05] = 0x01;
+    regs[0x18] = 0xc3;
+    snprintf(path, sizeof(path), "%s/ep0", ffs_dir);
+    ep0 = open(path, O_RDWR);
+    if (ep0 < 0) {
+        perror(path);
+        return 1;
+    }
+    if (write(ep0, &descriptors, sizeof(descriptors)) < 0 ||
+        write(ep0, &strings, sizeof(strings)) < 0) {
+        perror("descriptors");
+        return 1;
+    }
+    LOG("descriptors written");
+    pthread_create(&a, NULL, out_thread, NULL);
+    pthread_create(&b, NULL, in_thread, NULL);
+    for (;;) {
+        struct usb_functionfs_event ev;
+        ssize_t n = read(ep0, &ev, sizeof(ev));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            perror("ep0 read");
+            return 1;
+        }
+        if (ev.type == FUNCTIONFS_SETUP)
+            handle_setup(ep0, &ev.u.setup);
+        else
+            LOG("event %s", ev.type < 7 ? names[ev.type] : "?");
+    }
+}

@@ -1,0 +1,24 @@
+# SPDX-License-Identifier: MIT
+# Emulated-USB end-to-end test (label e2e): tests/e2e/run.sh boots an x86 guest under QEMU
+# TCG with the real kpud on its usb transport against QEMU's FTDI and a CH340 double.
+# Guest programs: the CH340 double (FunctionFS) and a read-only SQLite check.
+# Not with sanitizers: the guest has no sanitizer runtime and TCG is slow enough.
+# Opt-in (-DKPU_E2E=ON, after scripts/install-e2e-deps.sh): it needs the guest kernel
+# and about a minute of QEMU TCG; CI turns it on.
+if(NOT KPU_E2E OR NOT TARGET kpud OR NOT TARGET kpu-agent-sim OR NOT TARGET kpuctl
+   OR KPU_SANITIZE OR KPU_FUZZ)
+    return()
+endif()
+find_package(Threads REQUIRED)
+add_executable(ch340_double ${CMAKE_SOURCE_DIR}/tests/e2e/ch340_double.c)
+target_link_libraries(ch340_double PRIVATE kpud_usb_pure Threads::Threads)
+kpu_target_defaults(ch340_double)
+add_executable(e2e_dbcheck ${CMAKE_SOURCE_DIR}/tests/e2e/e2e_dbcheck.c)
+target_link_libraries(e2e_dbcheck PRIVATE PkgConfig::SQLITE3)
+kpu_target_defaults(e2e_dbcheck)
+set_target_properties(ch340_double e2e_dbcheck PROPERTIES
+    RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+
+add_test(NAME e2e_usb COMMAND ${CMAKE_SOURCE_DIR}/tests/e2e/run.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(e2e_usb PROPERTIES LABELS e2e TIMEOUT 420 SKIP_RETURN_CODE 77
+    ENVIRONMENT "KPU_TEST_DATA=${KPU_TEST_DATA}")
