@@ -16,7 +16,7 @@ set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 hours=${1:-2}
 build=${2:-"$here/build-fuzz"}
-[ $# -ge 2 ] && shift 2 || shift $#
+if [ $# -ge 2 ]; then shift 2; else shift $#; fi
 secs=$(awk "BEGIN { printf \"%d\", $hours * 3600 }")
 
 CC=clang cmake -S "$here" -B "$build" -DKPU_FUZZ=ON -DKPU_BUILD_FIRMWARE=OFF \

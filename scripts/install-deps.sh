@@ -19,7 +19,7 @@ clang clang-format libclang-rt-14-dev llvm
 libuv1-dev libusb-1.0-0-dev libsqlite3-dev sqlite3 libsystemd-dev libinih-dev libstb-dev
 libjpeg62-turbo-dev libpng-dev libjson-c-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
 libprotobuf-c-dev protobuf-c-compiler protobuf-compiler nanopb libnanopb-dev
-check scdoc debootstrap
+check scdoc debootstrap valgrind
 gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf
 qemu-system-misc
 "

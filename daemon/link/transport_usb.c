@@ -14,7 +14,10 @@
  * A port (struct usb_port) is keyed by its USB port path and interface, so a board that
  * is unplugged and plugged back in the same socket reconnects to the same transport and
  * session. Hotplug callbacks only record what happened; the work is done from a uv_timer
- * of zero delay, outside libusb's event handling.
+ * of zero delay, outside libusb's event handling. Likewise transfer callbacks never close
+ * or open a device handle: libusb reaps with its open_devs_lock held, so a libusb_close()
+ * from a callback deadlocked kpud on the first unplug; port_release() defers to the end
+ * of handle_events().
  */
 #include "transport_usb.h"
 

@@ -54,6 +54,38 @@ static const struct entry entries[] = {
 static uint64_t scratch[16384];
 static uint8_t out[8192], out2[8192];
 
+/*
+ * nanopb generates enums without negative values as unsigned, protobuf-c keeps every enum
+ * as int32. An enum value of 2^31 or more (only hostile input has one) is therefore
+ * 0xF0000000 to nanopb and negative to protobuf-c, which writes it as a 10-byte varint that
+ * nanopb refuses. Both stay safe; only the byte-identity property does not hold there.
+ */
+static int has_negative_enum(const ProtobufCMessage *m)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *fd = &d->fields[i];
+        const char *member = (const char *)m + fd->offset;
+        size_t n = 1;
+
+        if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+            n = *(const size_t *)((const char *)m + fd->quantifier_offset);
+            member = *(const char *const *)member;
+        }
+        for (size_t k = 0; k < n && member; k++) {
+            if (fd->type == PROTOBUF_C_TYPE_ENUM && ((const int *)member)[k] < 0)
+                return 1;
+            if (fd->type == PROTOBUF_C_TYPE_MESSAGE) {
+                const ProtobufCMessage *sub = ((const ProtobufCMessage *const *)member)[k];
+                if (sub && has_negative_enum(sub))
+                    return 1;
+            }
+        }
+    }
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const struct entry *e;
@@ -89,10 +121,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!m2)
         abort();
     size_t n2 = protobuf_c_message_get_packed_size(m2);
-    if (n2 != os.bytes_written || n2 > sizeof(out2))
+    if (n2 > sizeof(out2))
         abort();
     protobuf_c_message_pack(m2, out2);
-    if (memcmp(out, out2, n2) != 0)
+    if (!has_negative_enum(m2) && (n2 != os.bytes_written || memcmp(out, out2, n2) != 0))
         abort();
     protobuf_c_message_free_unpacked(m2, NULL);
     return 0;

@@ -47,7 +47,7 @@ static int mount_disk(void)
 
     ck_assert_int_eq(mkdir(h_path("disk"), 0755), 0);
     if (geteuid() != 0 || unshare(CLONE_NEWNS) != 0 ||
-        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+        mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0 ||
         mount("tmpfs", h_path("disk"), "tmpfs", 0, TMPFS_SIZE) != 0) {
         ck_assert_msg(!(ci && !strcmp(ci, "true")), "storage tests need root and mount (CI=true)");
         printf("SKIP: storage tests need root to mount a size-limited tmpfs\n");
@@ -151,7 +151,8 @@ START_TEST(read_only_database_then_writable)
     ck_assert_int_ge(h_wait_db(db(), "SELECT count(*) FROM frames", 10, 30000), 10);
     ck_assert_int_eq(h_stop(kpud, 20000), 0);
     before = h_db_int(db(), "SELECT count(*) FROM frames");
-    ck_assert_int_eq(mount(NULL, h_path("disk"), NULL, MS_REMOUNT | MS_RDONLY, TMPFS_SIZE), 0);
+    ck_assert_int_eq(mount("tmpfs", h_path("disk"), "tmpfs", MS_REMOUNT | MS_RDONLY, TMPFS_SIZE),
+                     0);
 
     kpud = start();
     w = rel_client();
@@ -162,7 +163,7 @@ START_TEST(read_only_database_then_writable)
     assert_stream(w, &n, "read-only database");
     ck_assert_int_eq(h_db_int(db(), "SELECT count(*) FROM frames"), before);
 
-    ck_assert_int_eq(mount(NULL, h_path("disk"), NULL, MS_REMOUNT, TMPFS_SIZE), 0);
+    ck_assert_int_eq(mount("tmpfs", h_path("disk"), "tmpfs", MS_REMOUNT, TMPFS_SIZE), 0);
     ck_assert_msg(h_wait_file(h_path("kpud.log"), "writes resumed", RESUME_TIMEOUT_MS),
                   "writes did not resume once the database was writable");
     ck_assert_int_ge(h_wait_db(db(), "SELECT count(*) FROM frames", before + 40, 30000),
