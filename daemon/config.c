@@ -39,6 +39,7 @@ void kpud_config_defaults(struct kpud_config *cfg)
     cfg->replay_speed = 1.0;
     cfg->usb_baud = 115200;
     cfg->usb_interface = -1;
+    cfg->usb_give_back_ms = KPUD_USB_GIVE_BACK_DEFAULT_MS;
     snprintf(cfg->usb_reset_profile, sizeof(cfg->usb_reset_profile), "auto");
 }
 
@@ -87,6 +88,36 @@ int kpud_parse_duration(const char *s, uint64_t *out_s)
     if (v > UINT64_MAX / mul)
         return -EINVAL;
     *out_s = v * mul;
+    return 0;
+}
+
+int kpud_parse_duration_ms(const char *s, uint32_t max_ms, uint32_t *out_ms)
+{
+    char *end;
+    unsigned long long v;
+    uint64_t mul = 1000;
+
+    errno = 0;
+    if (!s || *s < '0' || *s > '9')
+        return -EINVAL; /* no sign, no blank, no empty value */
+    v = strtoull(s, &end, 10);
+    if (errno == ERANGE)
+        return -ERANGE;
+    if (errno || end == s)
+        return -EINVAL;
+    if (!strcmp(end, "ms"))
+        mul = 1;
+    else if (!strcmp(end, "s") || !*end)
+        mul = 1000;
+    else if (!strcmp(end, "m"))
+        mul = 60 * 1000;
+    else if (!strcmp(end, "h"))
+        mul = 3600 * 1000;
+    else
+        return -EINVAL;
+    if (v > max_ms / mul)
+        return -ERANGE;
+    *out_ms = (uint32_t)(v * mul);
     return 0;
 }
 
@@ -288,6 +319,10 @@ static int set_key(struct kpud_config *c, const char *sec, const char *k, const 
                 return -EINVAL;
             return 0;
         }
+        if (!strcmp(k, "give_back_after")) {
+            int r = kpud_parse_duration_ms(v, KPUD_USB_GIVE_BACK_MAX_MS, &c->usb_give_back_ms);
+            return r == -EINVAL ? -EDOM : r;
+        }
         if (!strcmp(k, "agent_boot")) {
             if (!strcmp(v, "none"))
                 c->agent_boot = KPUD_AGENT_BOOT_NONE;
@@ -338,6 +373,13 @@ static int config_ini_line(void *user, const char *section, const char *name, co
         snprintf(ctx->err, sizeof(ctx->err), "[%s] unknown key '%s'", section, name);
     else if (r == -ENAMETOOLONG)
         snprintf(ctx->err, sizeof(ctx->err), "[%s] %s: value too long", section, name);
+    else if (r == -EDOM)
+        snprintf(ctx->err, sizeof(ctx->err),
+                 "[%s] %s: invalid value '%s' (a duration such as 30s, 500ms, 2m; 0 = never)",
+                 section, name, value);
+    else if (r == -ERANGE)
+        snprintf(ctx->err, sizeof(ctx->err), "[%s] %s: '%s' is too long (at most 24h; 0 = never)",
+                 section, name, value);
     else
         snprintf(ctx->err, sizeof(ctx->err), "[%s] %s: invalid value '%s'", section, name, value);
     return 0;

@@ -62,7 +62,11 @@ struct kpud_config {
     char usb_deny[512];         /* deny: same syntax, wins over allow */
     uint32_t usb_baud;          /* baud: default 115200 */
     char usb_reset_profile[16]; /* reset_profile: auto|dan|kd233|goE|goD */
-    int usb_interface;          /* interface: auto (-1) | 0 (A) | 1 (B) on two-port bridges */
+    int usb_interface;          /* interface: auto (-1, every port) | 0 (A) | 1 (B) on
+                                   two-port bridges */
+    uint32_t usb_give_back_ms;  /* give_back_after: a port whose agent never answers HELLO
+                                   this long is given back to its kernel driver; default
+                                   30s, 0 = never (KPUD_USB_GIVE_BACK_MAX_MS at most) */
     int agent_boot;             /* agent_boot: none (0) | sram (1) | flash (2) */
     char agent_image[PATH_MAX]; /* agent_image: the K210 agent .bin loaded through the ISP */
 
@@ -76,6 +80,9 @@ struct kpud_config {
     char record[PATH_MAX];      /* --record FILE: capture the first device's link */
     char config_path[PATH_MAX]; /* the file read, "" if none */
 };
+
+#define KPUD_USB_GIVE_BACK_DEFAULT_MS 30000u
+#define KPUD_USB_GIVE_BACK_MAX_MS (24u * 3600u * 1000u) /* a day: beyond that, say 0 */
 
 #define KPUD_AGENT_BOOT_NONE 0
 #define KPUD_AGENT_BOOT_SRAM 1
@@ -96,6 +103,13 @@ void kpud_config_finish(struct kpud_config *cfg);
 
 /* kpud_parse_duration - "30d", "12h", "15m", "45s", "0" -> seconds. Returns 0 or -EINVAL. */
 int kpud_parse_duration(const char *s, uint64_t *out_s);
+
+/*
+ * kpud_parse_duration_ms - "30s", "500ms", "2m", "1h", "0", or a bare number of seconds ->
+ * milliseconds, at most max_ms. Returns 0, -EINVAL for a malformed value or -ERANGE for
+ * one above max_ms.
+ */
+int kpud_parse_duration_ms(const char *s, uint32_t max_ms, uint32_t *out_ms);
 
 /* kpud_parse_size - "1G", "500M", "64K", "1024" -> bytes. Returns 0 or -EINVAL. */
 int kpud_parse_size(const char *s, uint64_t *out_bytes);

@@ -21,7 +21,8 @@
 struct dev {
     struct kpud_devices *owner;
     struct kpud_session *s;
-    int64_t session_id; /* store session, 0 = none */
+    struct kpud_transport *t; /* s's transport */
+    int64_t session_id;       /* store session, 0 = none */
     struct kfa_manifest manifest;
     int have_manifest;
     char model_name[64];
@@ -33,9 +34,10 @@ struct kpud_devices {
     char state_dir[PATH_MAX];
     struct kpud_store *store;
     struct kpud_devices_hooks hooks;
-    struct dev devs[MAX_DEVICES];
+    struct dev *devs[MAX_DEVICES]; /* allocated: sessions keep pointers to their dev */
     unsigned n;
     unsigned closing_left;
+    unsigned retiring;             /* given-back sessions still closing (not in devs) */
     struct kpud_usb *usb;          /* libusb discovery, NULL without [usb] */
     const struct kpud_config *cfg; /* for sessions created later (usb arrivals) */
     int closing;
@@ -53,8 +55,8 @@ static int64_t now_ns(void)
 static struct dev *dev_of(struct kpud_devices *d, const struct kpud_session *s)
 {
     for (unsigned i = 0; i < d->n; i++)
-        if (d->devs[i].s == s)
-            return &d->devs[i];
+        if (d->devs[i]->s == s)
+            return d->devs[i];
     return NULL;
 }
 
@@ -130,6 +132,8 @@ static void on_hello(struct kpud_session *s, const Kpu__Link__V1__AgentHello *h,
     struct kpud_session_rec sr;
 
     kpud_session_get_info(s, &info);
+    /* An agent answered: a usb port is ours for good (no give-back). */
+    kpud_transport_usb_agent_seen(v->t);
     /* The model the agent runs: the selected stored model, else the configured one. */
     for (size_t i = 0; i < h->n_models; i++)
         if (h->models[i]->selected && h->models[i]->name)
@@ -249,14 +253,18 @@ int kpud_devices_find_sim_agent(const struct kpud_config *cfg, char *out, size_t
 static int add_session(struct kpud_devices *d, struct kpud_transport *t,
                        const struct kpud_config *cfg, const char *manifest_path)
 {
-    struct dev *v = &d->devs[d->n];
+    struct dev *v = calloc(1, sizeof(*v));
     struct kpud_session_config sc;
     struct kfa_manifest_error merr;
     int r;
 
-    memset(v, 0, sizeof(*v));
+    if (!v) {
+        t->ops->close(t);
+        return -ENOMEM;
+    }
     memset(&sc, 0, sizeof(sc));
     v->owner = d;
+    v->t = t;
     snprintf(sc.model, sizeof(sc.model), "%s", cfg->model);
     sc.threshold = cfg->threshold;
     sc.nms = cfg->nms;
@@ -273,9 +281,11 @@ static int add_session(struct kpud_devices *d, struct kpud_transport *t,
         }
     }
     r = kpud_session_open(d->loop, t, &sc, NULL, &session_cbs, v, &v->s);
-    if (r < 0)
+    if (r < 0) {
+        free(v);
         return r;
-    d->n++;
+    }
+    d->devs[d->n++] = v;
     return 0;
 }
 
@@ -450,16 +460,63 @@ static int usb_new_port(void *ctx, struct kpud_transport *t)
     return r;
 }
 
+static void devices_maybe_final(struct kpud_devices *d);
+
+/* A given-back session has closed: its dev goes, and a shutdown waiting for it goes on. */
+static void retired_done(void *arg)
+{
+    struct dev *v = arg;
+    struct kpud_devices *d = v->owner;
+
+    free(v);
+    d->retiring--;
+    if (d->closing)
+        devices_maybe_final(d);
+}
+
+/*
+ * No agent answered HELLO on a usb port within [usb] give_back_after: the transport gave
+ * the interface back to its kernel driver. The session stops being a device: watchers get
+ * one DeviceEvent saying why (the link-down event when the link was up, else one here),
+ * then it leaves the list and is closed. The port comes back only with a new arrival.
+ */
+static void usb_given_back(void *ctx, struct kpud_transport *t, const char *reason)
+{
+    struct kpud_devices *d = ctx;
+    struct kpud_session_info info;
+    struct dev *v = NULL;
+    unsigned i;
+    char told[sizeof(info.last_error)];
+
+    for (i = 0; i < d->n; i++)
+        if (d->devs[i]->t == t)
+            break;
+    if (i == d->n || d->closing)
+        return; /* a shutdown closes it anyway */
+    v = d->devs[i];
+    kpud_session_get_info(v->s, &info);
+    snprintf(told, sizeof(told), "link down: %s", reason);
+    if (info.state != KPUD_DEV_LOST || strcmp(info.last_error, told) != 0)
+        if (d->hooks.state)
+            d->hooks.state(d->hooks.ctx, v->s, KPUD_DEV_LOST, reason);
+    end_store_session(v);
+    memmove(&d->devs[i], &d->devs[i + 1], (d->n - i - 1) * sizeof(d->devs[0]));
+    d->n--;
+    d->retiring++;
+    kpud_session_close(v->s, retired_done, v);
+}
+
 static int open_usb(struct kpud_devices *d, const struct kpud_config *cfg)
 {
     struct kpud_usb_opts o = {0};
-    struct kpud_usb_hooks h = {.new_port = usb_new_port, .ctx = d};
+    struct kpud_usb_hooks h = {.new_port = usb_new_port, .given_back = usb_given_back, .ctx = d};
 
     o.baud = cfg->usb_baud;
     o.allow = cfg->usb_allow;
     o.deny = cfg->usb_deny;
     o.reset_profile = cfg->usb_reset_profile;
     o.interface = cfg->usb_interface;
+    o.give_back_ms = cfg->usb_give_back_ms;
     if (cfg->agent_boot == KPUD_AGENT_BOOT_SRAM) {
         if (!cfg->agent_image[0]) {
             log_err("usb: agent_boot = sram needs agent_image (the K210 agent .bin)");
@@ -507,7 +564,7 @@ int kpud_devices_open(uv_loop_t *loop, const struct kpud_config *cfg, struct kpu
     if (cfg->usb && (r = open_usb(d, cfg)) < 0)
         goto fail;
     if (cfg->record[0] && d->n > 0) {
-        r = kpud_session_record_start(d->devs[0].s, cfg->record, "kpud --record");
+        r = kpud_session_record_start(d->devs[0]->s, cfg->record, "kpud --record");
         if (r < 0)
             log_err("record %s: %s", cfg->record, strerror(-r));
         else
@@ -523,21 +580,30 @@ fail:
 static void devices_final(void *arg)
 {
     struct kpud_devices *d = arg;
+    for (unsigned i = 0; i < d->n; i++)
+        free(d->devs[i]);
     if (d->done)
         d->done(d->done_arg);
     free(d);
 }
 
-static void session_done(void *arg)
+/* Shutdown ends once every listed session and every given-back one has closed. */
+static void devices_maybe_final(struct kpud_devices *d)
 {
-    struct kpud_devices *d = arg;
-    if (--d->closing_left == 0) {
+    if (d->closing_left == 0 && d->retiring == 0) {
         /* Every usb transport is closed now; libusb goes last. */
         if (d->usb)
             kpud_usb_close(d->usb, devices_final, d);
         else
             devices_final(d);
     }
+}
+
+static void session_done(void *arg)
+{
+    struct kpud_devices *d = arg;
+    d->closing_left--;
+    devices_maybe_final(d);
 }
 
 void kpud_devices_close(struct kpud_devices *d, void (*done)(void *arg), void *arg)
@@ -547,8 +613,8 @@ void kpud_devices_close(struct kpud_devices *d, void (*done)(void *arg), void *a
     d->closing = 1;
     d->closing_left = d->n + 1;
     for (unsigned i = 0; i < d->n; i++) {
-        end_store_session(&d->devs[i]);
-        kpud_session_close(d->devs[i].s, session_done, d);
+        end_store_session(d->devs[i]);
+        kpud_session_close(d->devs[i]->s, session_done, d);
     }
     session_done(d);
 }
@@ -560,7 +626,7 @@ unsigned kpud_devices_count(const struct kpud_devices *d)
 
 struct kpud_session *kpud_devices_at(const struct kpud_devices *d, unsigned i)
 {
-    return i < d->n ? d->devs[i].s : NULL;
+    return i < d->n ? d->devs[i]->s : NULL;
 }
 
 struct kpud_session *kpud_devices_find(const struct kpud_devices *d, const char *id)
@@ -568,13 +634,13 @@ struct kpud_session *kpud_devices_find(const struct kpud_devices *d, const char 
     struct kpud_session_info info;
 
     if ((!id || !*id) && d->n == 1)
-        return d->devs[0].s;
+        return d->devs[0]->s;
     if (!id)
         return NULL;
     for (unsigned i = 0; i < d->n; i++) {
-        kpud_session_get_info(d->devs[i].s, &info);
+        kpud_session_get_info(d->devs[i]->s, &info);
         if (strcmp(info.id, id) == 0)
-            return d->devs[i].s;
+            return d->devs[i]->s;
     }
     return NULL;
 }

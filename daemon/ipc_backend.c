@@ -686,28 +686,42 @@ static void get_snapshot(struct kpud_ipc *ipc, struct kpud_ipc_request *req,
 
 struct agent_ctx {
     struct kpud_ipc_request *req;
+    struct kpud_session *s;
+    int action;
     char device[40];
-    char version[32];
 };
 
-/* Progress and the end of an ISP boot; one IPC reply at the end. */
-static void agent_boot_done(void *user, int done, int status, uint32_t permille)
+/* Progress (interim AgentInfo, for clients of protocol 1.1) and the end of a boot or flash. */
+static void agent_progress(void *user, int done, int status, uint32_t permille, const char *phase,
+                           const char *text)
 {
     struct agent_ctx *c = user;
     Kpu__Ipc__V1__AgentInfo ai = KPU__IPC__V1__AGENT_INFO__INIT;
+    Kpu__Ipc__V1__Frame f = KPU__IPC__V1__FRAME__INIT;
+    struct kpud_session_info info;
 
-    if (!done)
+    kpud_session_get_info(c->s, &info);
+    ai.device = c->device;
+    ai.agent_version = info.agent_version;
+    ai.expected_version = (char *)KPUD_VERSION;
+    ai.progress_permille = permille;
+    ai.phase = (char *)phase;
+    if (!done) {
+        ai.in_progress = 1;
+        f.body_case = KPU__IPC__V1__FRAME__BODY_AGENT_INFO;
+        f.agent_info = &ai;
+        kpud_ipc_reply_interim(c->req, &f);
         return;
+    }
     if (status < 0) {
-        char text[128];
-        snprintf(text, sizeof(text), "loading the agent into SRAM failed: %s", strerror(-status));
-        kpud_ipc_reply_status(c->req, P(DEVICE_ERROR), text,
-                              "check the board's reset profile ([usb] reset_profile) and cable");
+        const char *hint =
+            status == -ENOTSUP ? "kpuctl agent boot DEV loads a current agent into SRAM first"
+            : c->action == KPU__IPC__V1__AGENT_ACTION__AGENT_FLASH
+                ? "the flash is unchanged unless the phase was reboot; see kpud's log"
+                : "check the board's reset profile ([usb] reset_profile) and cable";
+        kpud_ipc_reply_status(c->req, status == -ETIMEDOUT ? P(TIMEOUT) : P(DEVICE_ERROR),
+                              text && *text ? text : strerror(-status), hint);
     } else {
-        ai.device = c->device;
-        ai.agent_version = c->version;
-        ai.expected_version = (char *)KPUD_VERSION;
-        ai.progress_permille = permille;
         reply_body(c->req, KPU__IPC__V1__FRAME__BODY_AGENT_INFO, &ai);
     }
     free(c);
@@ -738,24 +752,30 @@ static void agent_control(struct kpud_ipc *ipc, struct kpud_ipc_request *req,
         return;
     }
     c->req = req;
+    c->s = s;
+    c->action = (int)ac->action;
     snprintf(c->device, sizeof(c->device), "%s", info.id);
-    snprintf(c->version, sizeof(c->version), "%s", info.agent_version);
-    r = kpud_usb_agent_control(s, (int)ac->action, ipc->cfg->agent_image, agent_boot_done, c);
+    r = kpud_usb_agent_control(ipc->loop, s, (int)ac->action, ipc->cfg->agent_image, agent_progress,
+                               c);
     if (r == 0)
-        return; /* agent_boot_done replies */
+        return; /* agent_progress replies */
     free(c);
     if (r == -ENOTSUP)
-        kpud_ipc_reply_status(req, P(DEVICE_ERROR),
-                              ac->action == KPU__IPC__V1__AGENT_ACTION__AGENT_FLASH
-                                  ? "writing the agent to flash is not supported yet"
-                                  : "this board is not on the usb transport",
-                              "boot into SRAM works on usb boards; flash with kflash for now "
-                              "(docs/hardware.md)");
+        kpud_ipc_reply_status(
+            req, P(DEVICE_ERROR),
+            ac->action == KPU__IPC__V1__AGENT_ACTION__AGENT_FLASH
+                ? "a replayed capture has no flash to write"
+                : "booting through the ROM ISP needs a board on the usb transport",
+            "kpuctl agent flash works on usb, tty and simulated boards");
     else if (r == -ENOENT)
         kpud_ipc_reply_status(req, P(INVALID_ARGUMENT), "no agent image configured or readable",
                               "set [usb] agent_image in kpud.conf to kpu-agent-k210.bin");
+    else if (r == -EINVAL)
+        kpud_ipc_reply_status(req, P(INVALID_ARGUMENT), "the agent image is empty or too large",
+                              "agent_image must be the agent's raw .bin (at most 1 MiB to flash)");
     else if (r == -EBUSY)
-        kpud_ipc_reply_status(req, P(BUSY), "the board is busy", "try again shortly");
+        kpud_ipc_reply_status(req, P(BUSY), "the board is busy with another boot or flash",
+                              "try again when it has finished");
     else
         kpud_ipc_reply_status(req, P(DEVICE_OFFLINE), strerror(-r), NULL);
 }

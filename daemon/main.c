@@ -38,6 +38,7 @@ enum {
     OPT_USB,
     OPT_AGENT_BOOT,
     OPT_AGENT_IMAGE,
+    OPT_USB_GIVE_BACK,
 };
 
 static void usage(FILE *f)
@@ -74,6 +75,10 @@ static void usage(FILE *f)
             "      --agent-boot MODE    none (default) or sram: load the agent into SRAM\n"
             "                           through the K210 ROM ISP when a usb board is opened\n"
             "      --agent-image FILE   the agent image for --agent-boot sram\n"
+            "      --usb-give-back-after DURATION\n"
+            "                           give a usb port whose agent never answers HELLO back\n"
+            "                           to its kernel driver after DURATION (30s, 500ms;\n"
+            "                           default 30s, 0 = never)\n"
             "logging:\n"
             "  -v, --verbose            debug messages\n"
             "      --log-level LEVEL    error, warning, notice, info (default), debug\n"
@@ -127,6 +132,7 @@ int main(int argc, char **argv)
         {"usb", optional_argument, NULL, OPT_USB},
         {"agent-boot", required_argument, NULL, OPT_AGENT_BOOT},
         {"agent-image", required_argument, NULL, OPT_AGENT_IMAGE},
+        {"usb-give-back-after", required_argument, NULL, OPT_USB_GIVE_BACK},
         {"verbose", no_argument, NULL, 'v'},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"version", no_argument, NULL, 'V'},
@@ -139,7 +145,7 @@ int main(int argc, char **argv)
     char err[320];
     int c, r, log_level = -1;
     int set_state = 0, set_socket = 0, set_db = 0, set_threshold = 0, set_sim = 0;
-    int set_agent_boot = 0;
+    int set_agent_boot = 0, set_give_back = 0;
 
     kpud_config_defaults(&cli);
     while ((c = getopt_long(argc, argv, "c:vVh", opts, NULL)) != -1) {
@@ -267,6 +273,12 @@ int main(int argc, char **argv)
             if (copy_arg(cli.agent_image, sizeof(cli.agent_image), optarg, "--agent-image") < 0)
                 return 2;
             break;
+        case OPT_USB_GIVE_BACK:
+            if (kpud_parse_duration_ms(optarg, KPUD_USB_GIVE_BACK_MAX_MS, &cli.usb_give_back_ms) <
+                0)
+                return bad_value("--usb-give-back-after", optarg);
+            set_give_back = 1;
+            break;
         case 'v':
             log_level = LOG_DEBUG;
             break;
@@ -351,6 +363,8 @@ int main(int argc, char **argv)
     }
     if (set_agent_boot)
         cfg.agent_boot = cli.agent_boot;
+    if (set_give_back)
+        cfg.usb_give_back_ms = cli.usb_give_back_ms;
     if (cli.agent_image[0])
         memcpy(cfg.agent_image, cli.agent_image, sizeof(cfg.agent_image));
     if (log_level >= 0)

@@ -15,7 +15,7 @@
 #include "log.h"
 
 #define PROTOCOL_MAJOR 1
-#define PROTOCOL_MINOR 0
+#define PROTOCOL_MINOR 1
 #define MAX_PENDING 8
 #define TICK_MS 100
 #define BACKOFF_MIN_MS 1000
@@ -105,6 +105,8 @@ struct kpud_session {
     int handles_open;
     void (*done)(void *arg);
     void *done_arg;
+    kpud_session_hello_fn hello_waiter; /* one-shot, kpud_session_wait_hello() */
+    void *hello_waiter_user;
 };
 
 static const char *const state_names[] = {
@@ -131,14 +133,21 @@ static int64_t wall_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+static void notify_hello_waiter(struct kpud_session *s, int status);
+
 static void set_state(struct kpud_session *s, enum kpud_dev_state st, const char *reason)
 {
+    int settled =
+        s->info.state == KPUD_DEV_CONFIGURING && (st == KPUD_DEV_STREAMING || st == KPUD_DEV_IDLE);
+
     if (s->info.state == st)
         return;
     s->info.state = st;
     log_info("device %s: %s (%s)", s->info.id, kpud_dev_state_name(st), reason);
     if (s->cbs.state)
         s->cbs.state(s, st, reason, s->user);
+    if (settled)
+        notify_hello_waiter(s, 0);
 }
 
 static void record(struct kpud_session *s, enum kcap_dir dir, const uint8_t *buf, size_t len)
@@ -372,6 +381,17 @@ static void update_identity(struct kpud_session *s, const Kpu__Link__V1__AgentHe
                enum_name(&kpu__link__v1__reset_cause__descriptor, h->reset_cause, "RESET_CAUSE_"));
     snprintf(s->info.agent_version, sizeof(s->info.agent_version), "%s",
              h->agent_version ? h->agent_version : "");
+    s->info.features = h->features;
+}
+
+/* Call and clear the one-shot handshake waiter. */
+static void notify_hello_waiter(struct kpud_session *s, int status)
+{
+    kpud_session_hello_fn fn = s->hello_waiter;
+
+    s->hello_waiter = NULL;
+    if (fn)
+        fn(s, status, s->hello_waiter_user);
 }
 
 /*
@@ -743,6 +763,15 @@ static void handle_detection(struct kpud_session *s, const Kpu__Link__V1__Detect
 {
     int64_t now = wall_ns();
 
+    /* Before a handshake on this link the board's identity is unknown (the agent may still
+     * be streaming to a host that went away, or be another board on the same port): such
+     * frames are not stored under a placeholder id. A replayed capture that starts
+     * mid-stream has no handshake at all; its frames keep the capture's name as id. */
+    if (s->info.state != KPUD_DEV_CONFIGURING && s->info.state != KPUD_DEV_STREAMING &&
+        s->info.state != KPUD_DEV_IDLE && strcmp(s->t->ops->kind, "replay") != 0) {
+        s->info.unclaimed_frames++;
+        return;
+    }
     if (s->have_frame_seq) {
         int32_t step = (int32_t)(f->frame_seq - s->last_frame_seq);
         /* A repeated or older sequence number is a duplicated frame (the agent restarts
@@ -1010,9 +1039,25 @@ void kpud_session_close(struct kpud_session *s, void (*done)(void *arg), void *a
     s->done_arg = arg;
     kpud_session_record_stop(s);
     fail_pending(s, -ECANCELED);
+    notify_hello_waiter(s, -ECANCELED);
     uv_timer_stop(&s->tick);
     uv_close((uv_handle_t *)&s->tick, tick_closed);
     s->t->ops->close(s->t);
+}
+
+int kpud_session_wait_hello(struct kpud_session *s, kpud_session_hello_fn fn, void *user)
+{
+    if (!fn) {
+        s->hello_waiter = NULL;
+        return 0;
+    }
+    if (s->closing)
+        return -ECANCELED;
+    if (s->hello_waiter)
+        return -EBUSY;
+    s->hello_waiter = fn;
+    s->hello_waiter_user = user;
+    return 0;
 }
 
 void kpud_session_get_info(const struct kpud_session *s, struct kpud_session_info *out)

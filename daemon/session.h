@@ -65,14 +65,16 @@ struct kpud_session_info {
     uint32_t image_width, image_height;
     float fps;
     uint32_t kpu_us;
-    uint64_t frames;        /* DetectionFrames received, this daemon run */
-    uint64_t frames_lost;   /* frame_seq gaps */
-    uint64_t link_errors;   /* klink CRC, malformed, oversize */
-    uint64_t decode_errors; /* frames whose payload did not decode */
-    uint64_t duplicates;    /* detection frames dropped as repeats of an earlier seq */
-    uint32_t reconnects;    /* handshakes after the first */
+    uint64_t frames;           /* DetectionFrames received, this daemon run */
+    uint64_t frames_lost;      /* frame_seq gaps */
+    uint64_t link_errors;      /* klink CRC, malformed, oversize */
+    uint64_t decode_errors;    /* frames whose payload did not decode */
+    uint64_t duplicates;       /* detection frames dropped as repeats of an earlier seq */
+    uint64_t unclaimed_frames; /* detection frames dropped: no handshake on this link yet */
+    uint32_t reconnects;       /* handshakes after the first */
     char last_error[128];
     int64_t connected_since_ns;
+    uint32_t features; /* AgentHello.features of the last handshake (kpu.link.v1.Feature) */
 };
 
 struct kpud_session;
@@ -105,6 +107,18 @@ int kpud_session_open(uv_loop_t *loop, struct kpud_transport *t,
 /* kpud_session_close - stop, close the transport, free when its handles are closed;
  * done (may be NULL) is called then. Pending requests complete with -ECANCELED. */
 void kpud_session_close(struct kpud_session *s, void (*done)(void *arg), void *arg);
+
+/* The handshake settled (status 0: info has the new agent's identity and features), or
+ * -ECANCELED when the session closes. */
+typedef void (*kpud_session_hello_fn)(struct kpud_session *s, int status, void *user);
+
+/*
+ * kpud_session_wait_hello - call fn once, when the next handshake has settled (AgentHello,
+ * CONFIGURE and START answered: state STREAMING, or IDLE when the agent refused to stream),
+ * or when the session closes. One waiter per session; fn NULL removes it without a call.
+ * Returns 0, -EBUSY (a waiter is set) or -ECANCELED.
+ */
+int kpud_session_wait_hello(struct kpud_session *s, kpud_session_hello_fn fn, void *user);
 
 /* kpud_session_get_info - copy identity and counters. */
 void kpud_session_get_info(const struct kpud_session *s, struct kpud_session_info *out);

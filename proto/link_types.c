@@ -37,6 +37,9 @@ static const struct type_entry types[] = {
     T(MSG_LOG_LINE, kpu__link__v1__log_line__descriptor, "LOG_LINE"),
     T(MSG_SET_BAUD, kpu__link__v1__set_baud__descriptor, "SET_BAUD"),
     T(MSG_CONFIG_GET, kpu__link__v1__config_get__descriptor, "CONFIG_GET"),
+    T(MSG_IMAGE_WRITE_BEGIN, kpu__link__v1__image_write_begin__descriptor, "IMAGE_WRITE_BEGIN"),
+    T(MSG_IMAGE_WRITE_CHUNK, kpu__link__v1__model_upload_chunk__descriptor, "IMAGE_WRITE_CHUNK"),
+    T(MSG_IMAGE_WRITE_COMMIT, kpu__link__v1__image_write_commit__descriptor, "IMAGE_WRITE_COMMIT"),
 };
 
 #undef T

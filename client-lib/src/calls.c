@@ -934,19 +934,44 @@ static void fill_agent(struct kpu_client__blob *b, const void *arg, void *unused
     const char *dev = kpu_client__blob_str(b, s->device);
     const char *av = kpu_client__blob_str(b, s->agent_version);
     const char *ev = kpu_client__blob_str(b, s->expected_version);
+    const char *phase = kpu_client__blob_str(b, s->phase);
     if (!o)
         return;
     o->device = dev;
     o->agent_version = av;
     o->expected_version = ev;
     o->progress_permille = s->progress_permille;
+    o->phase = phase;
 }
 
-KPU_CLIENT_EXPORT int kpu_client_agent_control(kpu_client_t *c, const char *device, int action,
-                                               struct kpu_client_agent_info **ret)
+struct agent_progress {
+    kpu_client_agent_progress_cb cb;
+    void *user_data;
+};
+
+/* An interim AgentInfo: rebuilt in the public form for the caller's callback. */
+static int agent_interim(kpu_client_t *c, const Kpu__Ipc__V1__Frame *f, void *arg)
+{
+    struct agent_progress *p = arg;
+    void *info;
+    int stop;
+
+    if (build(fill_agent, f->agent_info, &info) < 0)
+        return 0;
+    stop = p->cb(c, info, p->user_data);
+    kpu_client_free(info);
+    return stop;
+}
+
+KPU_CLIENT_EXPORT int kpu_client_agent_control_progress(kpu_client_t *c, const char *device,
+                                                        int action,
+                                                        kpu_client_agent_progress_cb progress,
+                                                        void *user_data,
+                                                        struct kpu_client_agent_info **ret)
 {
     Kpu__Ipc__V1__Frame f = KPU__IPC__V1__FRAME__INIT, *resp;
     Kpu__Ipc__V1__AgentControl q = KPU__IPC__V1__AGENT_CONTROL__INIT;
+    struct agent_progress p = {progress, user_data};
     void *out;
     int r;
 
@@ -956,7 +981,11 @@ KPU_CLIENT_EXPORT int kpu_client_agent_control(kpu_client_t *c, const char *devi
     q.action = (Kpu__Ipc__V1__AgentAction)action;
     f.body_case = KPU__IPC__V1__FRAME__BODY_AGENT_CONTROL;
     f.agent_control = &q;
+    c->interim_fn = progress ? agent_interim : NULL;
+    c->interim_arg = &p;
     r = do_call(c, &f, KPU__IPC__V1__FRAME__BODY_AGENT_INFO, &resp);
+    c->interim_fn = NULL;
+    c->interim_arg = NULL;
     if (r < 0)
         return r;
     r = build(fill_agent, resp->agent_info, &out);
@@ -964,4 +993,10 @@ KPU_CLIENT_EXPORT int kpu_client_agent_control(kpu_client_t *c, const char *devi
         return r;
     *ret = out;
     return 0;
+}
+
+KPU_CLIENT_EXPORT int kpu_client_agent_control(kpu_client_t *c, const char *device, int action,
+                                               struct kpu_client_agent_info **ret)
+{
+    return kpu_client_agent_control_progress(c, device, action, NULL, NULL, ret);
 }

@@ -48,6 +48,10 @@ struct kpu_client {
     int64_t reconnect_at_ms; /* monotonic ms; 0 = none scheduled */
     kpu_client_state_cb state_cb;
     void *user_data;
+    /* Interim AgentInfo responses of the call in progress (kpu_client_agent_control_progress):
+     * handed to this, which returns nonzero to stop waiting. NULL: interim frames skipped. */
+    int (*interim_fn)(kpu_client_t *c, const Kpu__Ipc__V1__Frame *f, void *arg);
+    void *interim_arg;
 
     int fd; /* -1 when disconnected */
     struct kipc_reader rd;

@@ -430,6 +430,16 @@ static int call_raw(kpu_client_t *c, Kpu__Ipc__V1__Frame *req, int expect, int64
             kpu__ipc__v1__frame__free_unpacked(f, NULL);
             continue;
         }
+        if (f->body_case == KPU__IPC__V1__FRAME__BODY_AGENT_INFO && f->agent_info->in_progress) {
+            /* Progress of a long request (protocol 1.1): the daemon is working on it, so the
+             * timeout restarts. */
+            int stop = c->interim_fn ? c->interim_fn(c, f, c->interim_arg) : 0;
+            kpu__ipc__v1__frame__free_unpacked(f, NULL);
+            if (stop)
+                return KPU_CLIENT_ECANCELED;
+            deadline = deadline_for(c);
+            continue;
+        }
         if (f->body_case == KPU__IPC__V1__FRAME__BODY_STATUS) {
             r = kpu_client__status_to_err(f->status->code);
             if (r < 0) {

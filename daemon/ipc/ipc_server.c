@@ -41,7 +41,7 @@
 #endif
 
 #define IPC_PROTOCOL_MAJOR 1u
-#define IPC_PROTOCOL_MINOR 0u
+#define IPC_PROTOCOL_MINOR 1u
 #define IPC_DEFAULT_MAX_FRAME (1024u * 1024u)
 #define IPC_DEFAULT_MAX_CLIENTS 64u
 #define IPC_DEFAULT_MAX_SUBS 16u
@@ -887,6 +887,20 @@ void kpud_ipc_reply(struct kpud_ipc_request *req, Kpu__Ipc__V1__Frame *frame)
     }
     kpu__ipc__v1__frame__free_unpacked(req->frame, NULL);
     free(req);
+}
+
+void kpud_ipc_reply_interim(struct kpud_ipc_request *req, Kpu__Ipc__V1__Frame *frame)
+{
+    struct conn *c = req->c;
+    struct out *o;
+
+    /* Clients that said protocol 1.0 expect exactly one response per request. */
+    if (!c || c->closing || c->minor < 1)
+        return;
+    frame->request_id = req->request_id;
+    o = out_pack(frame, OUT_RESPONSE, IPC_MAX_REPLY);
+    if (o)
+        conn_send_response(c, o);
 }
 
 void kpud_ipc_reply_status(struct kpud_ipc_request *req, Kpu__Ipc__V1__StatusCode code,

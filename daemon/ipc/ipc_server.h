@@ -101,6 +101,13 @@ void kpud_ipc_publish_device(struct kpud_ipc_server *srv, const Kpu__Ipc__V1__De
  */
 void kpud_ipc_reply(struct kpud_ipc_request *req, Kpu__Ipc__V1__Frame *frame);
 
+/*
+ * kpud_ipc_reply_interim - send frame as an interim response to req (progress of a long
+ * request, e.g. AgentInfo with in_progress set) without completing it. Dropped for clients
+ * that speak kpu.ipc 1.0 and for closed connections. frame may be freed after the call.
+ */
+void kpud_ipc_reply_interim(struct kpud_ipc_request *req, Kpu__Ipc__V1__Frame *frame);
+
 /* kpud_ipc_reply_status - answer req with Status{code, text, hint}; hint may be NULL.
  * Frees req. */
 void kpud_ipc_reply_status(struct kpud_ipc_request *req, Kpu__Ipc__V1__StatusCode code,

@@ -18,6 +18,14 @@
  * or open a device handle: libusb reaps with its open_devs_lock held, so a libusb_close()
  * from a callback deadlocked kpud on the first unplug; port_release() defers to the end
  * of handle_events().
+ *
+ * Giving a port back (see transport_usb.h): a per-port uv_timer (never libusb's event
+ * handling) runs out the HELLO budget, cancels the port's transfers and lets the last
+ * transfer callback ask for port_release(), which therefore runs deferred too. The
+ * interface was claimed with auto-detach on, so libusb_release_interface() re-attaches
+ * the kernel driver (libusb_set_auto_detach_kernel_driver(3): "re-attached when the
+ * interface is released"; libusb 1.0.26 linux_usbfs.c op_release_interface calls
+ * op_attach_kernel_driver, i.e. USBDEVFS_CONNECT, when auto-detach is on).
  */
 #include "transport_usb.h"
 
@@ -68,6 +76,9 @@ struct usb_port {
     int closing;         /* close() was called */
     int inflight;        /* transfers submitted and not completed */
     int release_pending; /* port_release() asked for inside libusb's event handling */
+    int agent_seen;      /* a session completed HELLO over this port (and device) */
+    int given_back;      /* HELLO budget ran out: interface released for good */
+    uv_timer_t giveback_timer;
     /* control request queue */
     struct kpud_usb_seq seq;
     unsigned seq_pos;
@@ -333,16 +344,26 @@ static void port_link_down(struct usb_port *p, const char *reason)
 {
     if (p->t.up) {
         p->t.up = 0;
-        log_warn("usb %s: link down: %s", p->t.path, reason);
+        if (!p->given_back) /* a give-back has logged its own line */
+            log_warn("usb %s: link down: %s", p->t.path, reason);
         if (p->t.link_down)
             p->t.link_down(&p->t, reason);
     }
 }
 
+static void giveback_cb(uv_timer_t *tm);
+
 static void port_link_up(struct usb_port *p)
 {
+    uint32_t budget = p->hub->o.give_back_ms;
+
     if (!p->t.up && p->state == PORT_UP && !p->isp_active) {
         p->t.up = 1;
+        /* The HELLO budget runs from the first time bytes can flow (after any agent boot,
+         * failed or not) and is not restarted by link flaps. */
+        if (budget && !p->agent_seen && !p->given_back && !p->closing &&
+            !uv_is_active((uv_handle_t *)&p->giveback_timer))
+            uv_timer_start(&p->giveback_timer, giveback_cb, budget, 0);
         if (p->t.link_up)
             p->t.link_up(&p->t);
     }
@@ -390,7 +411,7 @@ static void port_release(struct usb_port *p)
     if (p->state == PORT_GONE) {
         p->state = PORT_NO_DEVICE;
         /* Still plugged in (a failure, not an unplug): try again after a pause. */
-        if (p->dev && p->started && !p->closing)
+        if (p->dev && p->started && !p->closing && !p->given_back)
             schedule_retry(p);
     }
     port_free_if_done(p);
@@ -433,6 +454,57 @@ static void port_lost(struct usb_port *p, const char *why)
     port_link_down(p, why);
     cancel_all(p);
     port_release(p);
+}
+
+/* "usb:1-2:if0" -> "1-2:if0", for the one line a give-back logs. */
+static const char *short_path(const struct usb_port *p)
+{
+    return strncmp(p->t.path, "usb:", 4) == 0 ? p->t.path + 4 : p->t.path;
+}
+
+/* The HELLO budget ran out: no kpud agent on this port. Stop using it, release the
+ * interface (the kernel driver comes back, see the top of this file) and tell the owner,
+ * who closes the transport. */
+static void giveback_cb(uv_timer_t *tm)
+{
+    struct usb_port *p = tm->data;
+    struct kpud_usb *u = p->hub;
+    uint32_t ms = u->o.give_back_ms;
+    char reason[128];
+
+    if (p->agent_seen || p->given_back || p->closing)
+        return;
+    if (ms % 1000u == 0)
+        snprintf(reason, sizeof(reason),
+                 "no kpud agent answered HELLO in %u s; port given back to the kernel driver",
+                 ms / 1000u);
+    else
+        snprintf(reason, sizeof(reason),
+                 "no kpud agent answered HELLO in %u ms; port given back to the kernel driver", ms);
+    log_notice("usb %s: %s", short_path(p), reason);
+    p->given_back = 1;
+    uv_timer_stop(&p->retry_timer);
+    if (p->state == PORT_UP || p->state == PORT_OPENING) {
+        port_lost(p, reason); /* link down with this reason, cancel, release when idle */
+    } else {
+        port_link_down(p, reason);
+        port_release(p);
+    }
+    if (u->hooks.given_back)
+        u->hooks.given_back(u->hooks.ctx, &p->t, reason);
+}
+
+void kpud_transport_usb_agent_seen(struct kpud_transport *t)
+{
+    struct usb_port *p;
+
+    if (!t || strcmp(t->ops->kind, "usb") != 0)
+        return;
+    p = port_of(t);
+    if (!p->agent_seen && !p->given_back)
+        log_debug("usb %s: kpud agent answered HELLO; the port is kept", short_path(p));
+    p->agent_seen = 1;
+    uv_timer_stop(&p->giveback_timer);
 }
 
 /* ------------------------------------------------------------------ control requests */
@@ -985,12 +1057,18 @@ static void usb_close(struct kpud_transport *t)
 
     p->closing = 1;
     if (p->isp_active) {
+        kpud_usb_boot_cb cb = p->boot_cb;
+
         p->isp_active = 0;
+        p->boot_cb = NULL;
         kpud_isp_cancel(&p->isp);
+        if (cb)
+            cb(p->boot_user, 1, -ECANCELED, 0); /* its caller answers a client with it */
     }
     uv_close((uv_handle_t *)&p->step_timer, port_handle_closed);
     uv_close((uv_handle_t *)&p->retry_timer, port_handle_closed);
     uv_close((uv_handle_t *)&p->isp_timer, port_handle_closed);
+    uv_close((uv_handle_t *)&p->giveback_timer, port_handle_closed);
     if (p->state == PORT_UP || p->state == PORT_OPENING) {
         p->state = PORT_GONE;
         p->t.up = 0;
@@ -1065,39 +1143,23 @@ static struct usb_port *port_new(struct kpud_usb *u, const char *key, const char
     uv_timer_init(u->loop, &p->step_timer);
     uv_timer_init(u->loop, &p->retry_timer);
     uv_timer_init(u->loop, &p->isp_timer);
-    p->step_timer.data = p->retry_timer.data = p->isp_timer.data = p;
-    p->handles_open = 3;
+    uv_timer_init(u->loop, &p->giveback_timer);
+    p->step_timer.data = p->retry_timer.data = p->isp_timer.data = p->giveback_timer.data = p;
+    p->handles_open = 4;
     p->next = u->ports;
     u->ports = p;
     u->nports++;
     return p;
 }
 
-static void on_arrival(struct kpud_usb *u, libusb_device *dev)
+/* One interface of a matching device arrived: its port comes back, or a new one is made. */
+static void arrive_port(struct kpud_usb *u, libusb_device *dev,
+                        const struct libusb_device_descriptor *dd, const struct kpud_bridge_id *id,
+                        const char *path, uint8_t iface)
 {
-    struct libusb_device_descriptor dd;
-    const struct kpud_bridge_id *id;
-    char path[40], key[48];
-    uint8_t iface;
+    char key[48];
     struct usb_port *p;
 
-    if (libusb_get_device_descriptor(dev, &dd) < 0)
-        return;
-    id = kpud_bridge_lookup(dd.idVendor, dd.idProduct);
-    if (!id)
-        return;
-    port_path(dev, path, sizeof(path));
-    if (!kpud_usb_match(u->allow, u->deny, dd.idVendor, dd.idProduct, path)) {
-        log_debug("usb %s: %04x:%04x not allowed by the configuration", path, dd.idVendor,
-                  dd.idProduct);
-        return;
-    }
-    /* Sipeed's FT2232-style boards carry the K210 UART on the second port (kflash README:
-     * "choose the second com port"); usb_interface picks another. */
-    iface = 0;
-    if (id->ports > 1)
-        iface =
-            (uint8_t)(u->o.interface >= 0 && u->o.interface < id->ports ? u->o.interface : id->ports - 1);
     if (id->ports > 1)
         snprintf(key, sizeof(key), "%s:if%u", path, iface);
     else
@@ -1111,9 +1173,12 @@ static void on_arrival(struct kpud_usb *u, libusb_device *dev)
         if (p->dev)
             libusb_unref_device(p->dev);
         p->dev = libusb_ref_device(dev);
-        p->vid = dd.idVendor;
-        p->pid = dd.idProduct;
-        log_info("usb %s: %04x:%04x back", key, dd.idVendor, dd.idProduct);
+        p->vid = dd->idVendor;
+        p->pid = dd->idProduct;
+        /* A new device in the socket: HELLO decides again. */
+        p->agent_seen = 0;
+        p->given_back = 0;
+        log_info("usb %s: %04x:%04x back", key, dd->idVendor, dd->idProduct);
         if (p->state == PORT_NO_DEVICE && !p->handle)
             port_open_device(p);
         return;
@@ -1122,18 +1187,50 @@ static void on_arrival(struct kpud_usb *u, libusb_device *dev)
         log_warn("usb %s: ignored, %u ports already", key, USB_MAX_PORTS);
         return;
     }
-    p = port_new(u, key, key, id, dd.idVendor, dd.idProduct, iface);
+    p = port_new(u, key, key, id, dd->idVendor, dd->idProduct, iface);
     if (!p) {
         log_err("usb %s: out of memory", key);
         return;
     }
     p->dev = libusb_ref_device(dev);
-    log_info("usb %s: %s %04x:%04x found", key, id->name, dd.idVendor, dd.idProduct);
+    log_info("usb %s: %s %04x:%04x found", key, id->name, dd->idVendor, dd->idProduct);
     if (!u->hooks.new_port || u->hooks.new_port(u->hooks.ctx, &p->t) < 0) {
         if (!u->hooks.new_port)
             usb_close(&p->t);
         return; /* the hook closed it */
     }
+}
+
+static void on_arrival(struct kpud_usb *u, libusb_device *dev)
+{
+    struct libusb_device_descriptor dd;
+    const struct kpud_bridge_id *id;
+    char path[40];
+    unsigned first = 0, last = 0;
+
+    if (libusb_get_device_descriptor(dev, &dd) < 0)
+        return;
+    id = kpud_bridge_lookup(dd.idVendor, dd.idProduct);
+    if (!id)
+        return;
+    port_path(dev, path, sizeof(path));
+    if (!kpud_usb_match(u->allow, u->deny, dd.idVendor, dd.idProduct, path)) {
+        log_debug("usb %s: %04x:%04x not allowed by the configuration", path, dd.idVendor,
+                  dd.idProduct);
+        return;
+    }
+    /* Two-port bridges: by default every interface gets a port and HELLO tells which one
+     * carries the K210 (Sipeed's FT2232 boards use the second: kflash README, "choose the
+     * second com port"; the other is given back after the HELLO budget). interface = 0|1
+     * picks one alone. */
+    if (id->ports > 1) {
+        if (u->o.interface >= 0 && u->o.interface < id->ports)
+            first = last = (unsigned)u->o.interface;
+        else
+            last = id->ports - 1u;
+    }
+    for (unsigned i = first; i <= last && !u->closing; i++)
+        arrive_port(u, dev, &dd, id, path, (uint8_t)i);
 }
 
 static void on_removal(struct kpud_usb *u, libusb_device *dev)
@@ -1143,6 +1240,7 @@ static void on_removal(struct kpud_usb *u, libusb_device *dev)
             continue;
         log_info("usb %s: unplugged", p->t.path);
         uv_timer_stop(&p->retry_timer);
+        uv_timer_stop(&p->giveback_timer); /* the budget starts again with the next device */
         port_lost(p, "unplugged");
         libusb_unref_device(p->dev);
         p->dev = NULL;

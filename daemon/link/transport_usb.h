@@ -11,6 +11,15 @@
  * libusb's hotplug callbacks (which need udevd on Debian's libusb build). Each matching
  * port becomes one struct kpud_transport of kind "usb", handed to the device manager
  * through new_port; the agent's HELLO then tells whether the port is a kpud board.
+ *
+ * Two-port bridges (FT2232: 0403:6010) get one transport per interface by default, keys
+ * "<path>:if0" and "<path>:if1": usually one port carries the K210's UART and the other
+ * something else (JTAG, another UART). A port whose far end never completes HELLO within
+ * give_back_ms of its link coming up is given back: kpud cancels its transfers, releases
+ * the interface (libusb re-attaches the kernel driver it detached, so ftdi_sio's ttyUSB
+ * comes back) and tells its owner through the given_back hook. Such a port is probed again
+ * only when the device is plugged in again (a hotplug arrival). A port that completed
+ * HELLO once is never given back: a board that goes quiet later is reset and retried.
  */
 #ifndef KPUD_TRANSPORT_USB_H
 #define KPUD_TRANSPORT_USB_H
@@ -30,11 +39,14 @@ struct kpud_usb_opts {
     const char *deny;          /* same syntax; wins over allow */
     const char *reset_profile; /* "dan", "kd233", "goE", "goD"; NULL/"auto" = dan on CH34x,
                                   goE on FTDI */
-    int interface;             /* UART interface on two-port bridges; -1 = auto (B) */
+    int interface;             /* two-port bridges: 0 (A) or 1 (B) alone; -1 = auto: every
+                                  interface, each HELLO'd on its own */
     const char *agent_image;   /* boot this image into SRAM through the ROM ISP whenever a
                                   board is opened (agent_boot = sram); NULL = do not */
     uint32_t backoff_min_ms;   /* 0 = 200: reopen after a failed open */
     uint32_t backoff_max_ms;   /* 0 = 5000 */
+    uint32_t give_back_ms;     /* a port whose agent never answered HELLO this long after its
+                                  link came up is given back; 0 = never */
 };
 
 struct kpud_usb_hooks {
@@ -44,6 +56,14 @@ struct kpud_usb_hooks {
      * then t has been closed by the hook.
      */
     int (*new_port)(void *ctx, struct kpud_transport *t);
+    /*
+     * A port was given back to its kernel driver (no agent answered HELLO within
+     * give_back_ms; reason is the sentence that was logged). Its link is down and it will
+     * deliver nothing more; the hook should close t (it is still owned by the hook's
+     * side). Runs from a loop timer, never from inside libusb's event handling. May be
+     * NULL: the port then stays given back until its device is plugged in again.
+     */
+    void (*given_back)(void *ctx, struct kpud_transport *t, const char *reason);
     void *ctx;
 };
 
@@ -84,5 +104,12 @@ typedef void (*kpud_usb_boot_cb)(void *user, int done, int status, uint32_t perm
  */
 int kpud_transport_usb_boot_agent(struct kpud_transport *t, const uint8_t *image, size_t len,
                                   kpud_usb_boot_cb cb, void *user);
+
+/*
+ * kpud_transport_usb_agent_seen - the session on t completed a HELLO: its far end is a
+ * kpud agent, so the port is never given back (until its device is unplugged and a new one
+ * arrives). Does nothing for a transport that is not usb.
+ */
+void kpud_transport_usb_agent_seen(struct kpud_transport *t);
 
 #endif

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Agent management on usb boards (see usb_agent.h).
+ * Agent management (see usb_agent.h).
  */
 #include "usb_agent.h"
 
@@ -11,9 +11,7 @@
 
 #include "log.h"
 
-#define AGENT_IMAGE_MAX (6u * 1024u * 1024u) /* general SRAM (DESIGN.md §2) */
-
-static int read_image(const char *path, uint8_t **out, size_t *len)
+int kpud_agent_read_image(const char *path, uint8_t **out, size_t *len)
 {
     FILE *f;
     long n;
@@ -24,8 +22,8 @@ static int read_image(const char *path, uint8_t **out, size_t *len)
     f = fopen(path, "rb");
     if (!f)
         return -ENOENT;
-    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) <= 0 || (unsigned long)n > AGENT_IMAGE_MAX ||
-        fseek(f, 0, SEEK_SET) != 0) {
+    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) <= 0 ||
+        (unsigned long)n > KPUD_AGENT_IMAGE_MAX || fseek(f, 0, SEEK_SET) != 0) {
         fclose(f);
         return -EINVAL;
     }
@@ -45,33 +43,65 @@ static int read_image(const char *path, uint8_t **out, size_t *len)
     return 0;
 }
 
-int kpud_usb_agent_control(struct kpud_session *s, int action, const char *image_path,
-                           kpud_usb_boot_cb cb, void *user)
+/* An ISP boot's progress, passed on in the agent-management form. */
+struct boot_ctx {
+    kpud_agent_progress_fn cb;
+    void *user;
+};
+
+static void boot_progress(void *user, int done, int status, uint32_t permille)
+{
+    struct boot_ctx *b = user;
+    char text[96] = "";
+
+    if (done && status < 0)
+        snprintf(text, sizeof(text), "loading the agent into SRAM failed: %s", strerror(-status));
+    b->cb(b->user, done, status, permille, "isp", text);
+    if (done)
+        free(b);
+}
+
+int kpud_usb_agent_control(uv_loop_t *loop, struct kpud_session *s, int action,
+                           const char *image_path, kpud_agent_progress_fn cb, void *user)
 {
     struct kpud_transport *t = (struct kpud_transport *)kpud_session_transport(s);
+    struct boot_ctx *b;
     uint8_t *img;
     size_t len;
+    int usb = strcmp(t->ops->kind, "usb") == 0;
     int r;
 
     switch (action) {
     case KPUD_AGENT_ACTION_VERSION:
-        if (cb)
-            cb(user, 1, 0, 1000);
+        cb(user, 1, 0, 1000, "", "");
         return 0;
     case KPUD_AGENT_ACTION_BOOT_SRAM:
-        if (strcmp(t->ops->kind, "usb") != 0)
+    case KPUD_AGENT_ACTION_FLASH:
+        if ((action == KPUD_AGENT_ACTION_BOOT_SRAM && !usb) || strcmp(t->ops->kind, "replay") == 0)
             return -ENOTSUP;
-        r = read_image(image_path, &img, &len);
+        r = kpud_agent_read_image(image_path, &img, &len);
         if (r < 0) {
-            log_warn("agent boot: image %s: %s", image_path && *image_path ? image_path : "(none)",
-                     strerror(-r));
+            log_warn("agent %s: image %s: %s", action == KPUD_AGENT_ACTION_FLASH ? "flash" : "boot",
+                     image_path && *image_path ? image_path : "(none)", strerror(-r));
             return r;
         }
-        r = kpud_transport_usb_boot_agent(t, img, len, cb, user); /* copies the image */
+        if (action == KPUD_AGENT_ACTION_FLASH) {
+            r = kpud_agent_flash_start(loop, s, img, len, usb, cb, user); /* copies */
+            free(img);
+            return r;
+        }
+        b = malloc(sizeof(*b));
+        if (!b) {
+            free(img);
+            return -ENOMEM;
+        }
+        b->cb = cb;
+        b->user = user;
+        r = kpud_transport_usb_boot_agent(t, img, len, boot_progress, b); /* copies the image */
         free(img);
+        if (r < 0)
+            free(b);
         return r;
-    case KPUD_AGENT_ACTION_FLASH:
-        return -ENOTSUP;
     default:
         return -EINVAL;
     }

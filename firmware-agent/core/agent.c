@@ -58,6 +58,8 @@ static union {
     kpu_link_v1_Reset reset;
     kpu_link_v1_SetBaud baud;
     kpu_link_v1_ConfigGet config_get;
+    kpu_link_v1_ImageWriteBegin img_begin;
+    kpu_link_v1_ImageWriteCommit img_commit;
 } req;
 
 /* Replies built here (models.c and pipeline.c have their own). */
@@ -150,7 +152,8 @@ static void send_hello(uint8_t flags, uint16_t ref)
     h->reset_cause = (kpu_link_v1_ResetCause)kfa_hal_reset_cause();
     h->features = kpu_link_v1_Feature_FEATURE_SNAPSHOT | kpu_link_v1_Feature_FEATURE_MODEL_STORE |
                   kpu_link_v1_Feature_FEATURE_BAUD_SWITCH |
-                  kpu_link_v1_Feature_FEATURE_PERSIST_CONFIG;
+                  kpu_link_v1_Feature_FEATURE_PERSIST_CONFIG |
+                  kpu_link_v1_Feature_FEATURE_IMAGE_WRITE;
     /* Boards past QEMU in the Board enum are real K210s with a KPU. */
     if (board > kpu_link_v1_Board_BOARD_QEMU)
         h->features |= kpu_link_v1_Feature_FEATURE_HW_KPU;
@@ -408,6 +411,7 @@ static void h_hello(uint16_t seq, const void *msg)
     }
     kfa_g.connected = 1;
     kfa_g.last_hb_us = kfa_hal_time_us();
+    kfa_image_write_abandon(); /* a new handshake: whoever started it is gone */
     send_hello(KLINK_FLAG_RESPONSE, seq);
 }
 
@@ -471,6 +475,21 @@ static void h_delete(uint16_t seq, const void *msg)
     kfa_handle_model_delete(seq, msg);
 }
 
+static void h_img_begin(uint16_t seq, const void *msg)
+{
+    kfa_handle_image_begin(seq, msg);
+}
+
+static void h_img_chunk(uint16_t seq, const void *msg)
+{
+    kfa_handle_image_chunk(seq, msg);
+}
+
+static void h_img_commit(uint16_t seq, const void *msg)
+{
+    kfa_handle_image_commit(seq, msg);
+}
+
 static void h_reset(uint16_t seq, const void *msg)
 {
     handle_reset(seq, msg);
@@ -502,6 +521,9 @@ static const struct route {
     {kpu_link_v1_MsgType_MSG_RESET, kpu_link_v1_Reset_fields, h_reset},
     {kpu_link_v1_MsgType_MSG_SET_BAUD, kpu_link_v1_SetBaud_fields, h_baud},
     {kpu_link_v1_MsgType_MSG_CONFIG_GET, kpu_link_v1_ConfigGet_fields, h_config_get},
+    {kpu_link_v1_MsgType_MSG_IMAGE_WRITE_BEGIN, kpu_link_v1_ImageWriteBegin_fields, h_img_begin},
+    {kpu_link_v1_MsgType_MSG_IMAGE_WRITE_CHUNK, kpu_link_v1_ModelUploadChunk_fields, h_img_chunk},
+    {kpu_link_v1_MsgType_MSG_IMAGE_WRITE_COMMIT, kpu_link_v1_ImageWriteCommit_fields, h_img_commit},
 };
 
 static void dispatch(const struct klink_frame *f)

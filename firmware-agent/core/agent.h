@@ -27,7 +27,7 @@ extern "C" {
 #endif
 
 #define KFA_PROTOCOL_MAJOR 1u
-#define KFA_PROTOCOL_MINOR 0u
+#define KFA_PROTOCOL_MINOR 1u
 
 /* Version string reported in AgentHello; CMake passes the project version. */
 #ifndef KFA_AGENT_VERSION

@@ -115,6 +115,27 @@ void kfa_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 /* Load and validate the selected model into RAM and compute decode settings. 0 or -KFA_ST_*. */
 int kfa_model_activate(const char *name, char *text, size_t cap);
 
+/* The model RAM (KFA_MODEL_RAM bytes, static); *len gets its size. Holds the loaded model,
+ * or an upload's candidate during its commit, or a staged agent image (image.c). */
+uint8_t *kfa_model_ram(size_t *len);
+
+/* ModelUploadState reply to request seq: upload id, next offset, r 0 or -KFA_ST_* + text. */
+void kfa_send_upload_state(uint16_t seq, uint32_t id, uint32_t next, int r, const char *text);
+
+/* ---- image.c ---- */
+
+/* 1 while an agent image write holds the model RAM (models refuse to load then). */
+int kfa_image_write_active(void);
+
+/* Drop an image write in progress (a new HostHello: the host that started it is gone) and
+ * reload the selected model. Flash is untouched. */
+void kfa_image_write_abandon(void);
+
+/* ImageWriteBegin/Chunk/Commit requests (link.proto); each sends its reply. */
+void kfa_handle_image_begin(uint16_t seq, const kpu_link_v1_ImageWriteBegin *m);
+void kfa_handle_image_chunk(uint16_t seq, const kpu_link_v1_ModelUploadChunk *m);
+void kfa_handle_image_commit(uint16_t seq, const kpu_link_v1_ImageWriteCommit *m);
+
 /* The kmodel main buffer (static, next to the model RAM); *len gets its size. */
 uint8_t *kfa_model_main_buf(size_t *len);
 

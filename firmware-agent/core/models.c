@@ -18,6 +18,12 @@ static char manifest_text[KFA_STORE_MANIFEST_MAX + 1];
 static kpu_link_v1_ModelUploadState up_state;
 static kpu_link_v1_ModelList list_msg;
 
+uint8_t *kfa_model_ram(size_t *len)
+{
+    *len = sizeof(model_ram);
+    return model_ram;
+}
+
 uint8_t *kfa_model_main_buf(size_t *len)
 {
     *len = sizeof(main_ram);
@@ -162,6 +168,10 @@ int kfa_model_activate(const char *name, char *text, size_t cap)
     struct kfa_kmodel_error err;
     int r;
 
+    if (kfa_image_write_active()) {
+        kfa_fmt(text, cap, "an agent image write holds the model RAM");
+        return -KFA_ST_BUSY;
+    }
     kfa_model_unload();
     if (!e) {
         kfa_fmt(text, cap, "model %s is not in the store", name);
@@ -202,7 +212,7 @@ int kfa_model_activate(const char *name, char *text, size_t cap)
 
 /* ---- requests ----------------------------------------------------------------------- */
 
-static void send_up_state(uint16_t seq, uint32_t id, uint32_t next, int r, const char *text)
+void kfa_send_upload_state(uint16_t seq, uint32_t id, uint32_t next, int r, const char *text)
 {
     memset(&up_state, 0, sizeof(up_state));
     up_state.upload_id = id;
@@ -220,7 +230,7 @@ void kfa_handle_upload_begin(uint16_t seq, const kpu_link_v1_ModelUploadBegin *m
     int r = kfa_store_upload_begin(m->name, m->size, m->crc32c, m->manifest.bytes, m->manifest.size,
                                    KFA_MODEL_RAM, &id, &next, text, sizeof(text));
 
-    send_up_state(seq, id, next, r, text);
+    kfa_send_upload_state(seq, id, next, r, text);
 }
 
 void kfa_handle_upload_chunk(uint16_t seq, const kpu_link_v1_ModelUploadChunk *m)
@@ -230,7 +240,7 @@ void kfa_handle_upload_chunk(uint16_t seq, const kpu_link_v1_ModelUploadChunk *m
     int r = kfa_store_upload_chunk(m->upload_id, m->offset, m->data.bytes, m->data.size, &next,
                                    text, sizeof(text));
 
-    send_up_state(seq, m->upload_id, next, r, text);
+    kfa_send_upload_state(seq, m->upload_id, next, r, text);
 }
 
 void kfa_handle_upload_commit(uint16_t seq, const kpu_link_v1_ModelUploadCommit *m)
@@ -240,6 +250,10 @@ void kfa_handle_upload_commit(uint16_t seq, const kpu_link_v1_ModelUploadCommit 
     int was_streaming = kfa_g.streaming;
     int r;
 
+    if (kfa_image_write_active()) {
+        kfa_reply_status(seq, KFA_ST_BUSY, "an agent image write holds the model RAM");
+        return;
+    }
     /* The check reads the candidate into model RAM: the loaded model is reloaded after. */
     kfa_model_unload();
     r = kfa_store_upload_commit(m->upload_id, model_ram, sizeof(model_ram), kfa_model_validate,

@@ -4,13 +4,17 @@
  * face model and the astronaut frame from KPU_TEST_DATA) boots under
  * qemu-system-riscv64 -machine sifive_u, its UART0 on a pty; the real kpud opens the pty
  * with its tty transport. The face (109,31)-(173,117) of the model's .md must reach SQLite
- * and kpuctl query --json. The test prints the boot and frame times it saw (recorded in
+ * and kpuctl query --json. Then `kpuctl agent flash` writes the K210 agent image through
+ * the emulated board: the RISC-V build of the agent's image writer must accept the boot
+ * image kpud wrapped (its SHA-256 computed on RISC-V equal to the host's) and the board
+ * must come back streaming. The test prints the boot and frame times it saw (recorded in
  * docs/performance.md "QEMU agent"); it asserts no timing.
  */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -85,12 +89,46 @@ static void query_rows(int *rows, int *faces)
     *faces = f;
 }
 
+/* kpuctl agent flash DEV, output to kpuctl-flash.log; its exit status. */
+static int kpuctl_flash(const char *dev)
+{
+    char *argv[] = {KPU_TEST_KPUCTL, "--socket", (char *)h_path("kpud.sock"), "agent", "flash",
+                    (char *)dev,     NULL};
+    int st = 0;
+    pid_t p = fork();
+
+    ck_assert_int_ge(p, 0);
+    if (p == 0) {
+        if (!freopen(h_path("kpuctl-flash.log"), "w", stdout) || dup2(1, 2) < 0)
+            _exit(126);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    ck_assert_int_eq(waitpid(p, &st, 0), p);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        char line[512];
+        FILE *f = fopen(h_path("kpuctl-flash.log"), "r");
+
+        while (f && fgets(line, sizeof(line), f))
+            fprintf(stderr, "kpuctl| %s", line);
+        if (f)
+            fclose(f);
+        f = fopen(h_path("kpud.log"), "r");
+        while (f && fgets(line, sizeof(line), f))
+            if (strstr(line, "flash") || strstr(line, "image") || strstr(line, "timed out"))
+                fprintf(stderr, "kpud| %s", line);
+        if (f)
+            fclose(f);
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
 START_TEST(qemu_agent_finds_the_face)
 {
     char line[512], pty[64];
     int out, rows, faces;
     pid_t qemu, kpud;
-    double t0, t_hello;
+    double t0, t_hello, t_flash;
     int64_t n, t_first, t_last;
     char *qemu_argv[] = {KPU_TEST_QEMU, "-machine", "sifive_u",
                          "-m",          "128M",     "-bios",
@@ -118,6 +156,8 @@ START_TEST(qemu_agent_finds_the_face)
                         pty,
                         "--baud",
                         "2000000",
+                        "--agent-image",
+                        KPU_TEST_AGENT_K210_BIN,
                         NULL};
         kpud = h_spawn(argv, h_path("kpud.log"));
     }
@@ -129,6 +169,22 @@ START_TEST(qemu_agent_finds_the_face)
     query_rows(&rows, &faces);
     ck_assert_int_ge(rows, 1);
     ck_assert_int_eq(faces, rows);
+
+    /* Flash the K210 agent through the emulated board, then it streams again. */
+    {
+        char dev[64];
+        int64_t frames;
+
+        ck_assert_int_eq(h_db_text(db(), "SELECT id FROM devices", dev, sizeof(dev)), 0);
+        t_flash = now_s();
+        ck_assert_msg(kpuctl_flash(dev) == 0, "kpuctl agent flash failed (kpuctl-flash.log)");
+        t_flash = now_s() - t_flash;
+        ck_assert(h_file_contains(h_path("kpuctl-flash.log"), "written to flash and booted"));
+        ck_assert(h_file_contains(h_path("kpud.log"), "written and verified"));
+        frames = h_db_int(db(), "SELECT count(*) FROM frames");
+        ck_assert_int_gt(h_wait_db(db(), "SELECT count(*) FROM frames", frames + 1, FRAMES_WAIT_MS),
+                         frames);
+    }
 
     ck_assert_int_eq(h_stop(kpud, 20000), 0);
     h_stop(qemu, 5000);
@@ -152,6 +208,8 @@ START_TEST(qemu_agent_finds_the_face)
            "(device clock), model %.2f s per frame (kpu_us)\n",
            t_hello - t0, (long long)n, (double)(t_last - t_first) / 1e6 / (double)(n - 1),
            (double)h_db_int(db(), "SELECT avg(kpu_us) FROM frames") / 1e6);
+    printf("qemu e2e: kpuctl agent flash of the K210 image through the emulated board %.2f s\n",
+           t_flash);
     fflush(stdout);
 }
 END_TEST

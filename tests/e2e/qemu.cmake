@@ -15,4 +15,5 @@ add_dependencies(check_qemu_e2e kpud kpuctl firmware)
 target_compile_definitions(check_qemu_e2e PRIVATE
     KPU_TEST_QEMU="${KPU_QEMU_RISCV64}"
     KPU_TEST_KPUCTL="$<TARGET_FILE:kpuctl>"
-    KPU_TEST_AGENT_QEMU="${CMAKE_BINARY_DIR}/firmware/kpu-agent-qemu.elf")
+    KPU_TEST_AGENT_QEMU="${CMAKE_BINARY_DIR}/firmware/kpu-agent-qemu.elf"
+    KPU_TEST_AGENT_K210_BIN="${CMAKE_BINARY_DIR}/firmware/kpu-agent-k210.bin")

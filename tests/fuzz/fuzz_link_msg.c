@@ -49,6 +49,9 @@ static const struct entry entries[] = {
     E(MSG_LOG_LINE, kpu_link_v1_LogLine),
     E(MSG_SET_BAUD, kpu_link_v1_SetBaud),
     E(MSG_CONFIG_GET, kpu_link_v1_ConfigGet),
+    E(MSG_IMAGE_WRITE_BEGIN, kpu_link_v1_ImageWriteBegin),
+    E(MSG_IMAGE_WRITE_CHUNK, kpu_link_v1_ModelUploadChunk),
+    E(MSG_IMAGE_WRITE_COMMIT, kpu_link_v1_ImageWriteCommit),
 };
 
 static uint64_t scratch[16384];

@@ -27,27 +27,7 @@ static void teardown(void)
 /* Start kpud on a simulated board with extra arguments; returns the pid. */
 static pid_t start_kpud(const char *image, const char *const *extra)
 {
-    char *argv[40];
-    int n = 0;
-    static char sim_arg[600];
-
-    snprintf(sim_arg, sizeof(sim_arg), "--sim=%s", h_datapath(image));
-    argv[n++] = (char *)h_kpud();
-    argv[n++] = "--state-dir";
-    argv[n++] = (char *)h_path("state");
-    argv[n++] = "--socket";
-    argv[n++] = (char *)h_path("kpud.sock");
-    argv[n++] = "--config";
-    argv[n++] = "/dev/null";
-    argv[n++] = sim_arg;
-    argv[n++] = "--sim-model";
-    argv[n++] = (char *)h_datapath(FACE_MODEL);
-    argv[n++] = "--sim-agent";
-    argv[n++] = (char *)h_agent_sim();
-    for (int i = 0; extra && extra[i] && n < 38; i++)
-        argv[n++] = (char *)extra[i];
-    argv[n] = NULL;
-    return h_spawn(argv, h_path("kpud.log"));
+    return h_kpud_sim(image, FACE_MODEL, extra);
 }
 
 static const char *db(void)
@@ -93,16 +73,7 @@ static void assert_all_boxes_are_the_face(void)
 
 static void assert_db_consistent(void)
 {
-    char res[64] = "";
-    ck_assert_int_eq(h_db_text(db(), "PRAGMA integrity_check", res, sizeof(res)), 0);
-    ck_assert_str_eq(res, "ok");
-    /* No frame stored twice within a session, no detection without its frame. */
-    ck_assert_int_eq(h_db_int(db(), "SELECT count(*) FROM (SELECT session_id, frame_seq FROM "
-                                    "frames GROUP BY 1, 2 HAVING count(*) > 1)"),
-                     0);
-    ck_assert_int_eq(h_db_int(db(), "SELECT count(*) FROM detections d LEFT JOIN frames f ON "
-                                    "f.id = d.frame_id WHERE f.id IS NULL"),
-                     0);
+    h_assert_db_sound(db());
 }
 
 START_TEST(sim_streams_face_into_sqlite)

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <kpu/client.h>
+#include <openssl/sha.h>
 
 #include "harness.h"
 #include "ipc_raw.h"
@@ -72,27 +73,18 @@ static int64_t mono_ms(void)
 /* Start kpud on a simulated board showing image; conf may be NULL (/dev/null). */
 static pid_t spawn_kpud(const char *image, const char *conf, const char *const *extra)
 {
-    static char sim_arg[600];
-    char *argv[40];
+    static char conf_arg[600];
+    const char *args[24];
     int n = 0;
 
-    snprintf(sim_arg, sizeof(sim_arg), "--sim=%s", h_datapath(image));
-    argv[n++] = (char *)h_kpud();
-    argv[n++] = "--state-dir";
-    argv[n++] = (char *)h_path("state");
-    argv[n++] = "--socket";
-    argv[n++] = (char *)sock();
-    argv[n++] = "--config";
-    argv[n++] = (char *)(conf ? conf : "/dev/null");
-    argv[n++] = sim_arg;
-    argv[n++] = "--sim-model";
-    argv[n++] = (char *)h_datapath(FACE_MODEL);
-    argv[n++] = "--sim-agent";
-    argv[n++] = (char *)h_agent_sim();
-    for (int i = 0; extra && extra[i] && n < 38; i++)
-        argv[n++] = (char *)extra[i];
-    argv[n] = NULL;
-    return h_spawn(argv, h_path("kpud.log"));
+    if (conf) {
+        snprintf(conf_arg, sizeof(conf_arg), "--config=%s", conf);
+        args[n++] = conf_arg; /* the later --config wins over the harness's /dev/null */
+    }
+    for (int i = 0; extra && extra[i] && n < 23; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    return h_kpud_sim(image, FACE_MODEL, args);
 }
 
 /* kpud streaming from image; dev gets the board's id. Returns 0 when data is missing. */
@@ -1022,8 +1014,8 @@ START_TEST(kpuctl_json_against_the_real_daemon)
     if (!start(ASTRONAUT, NULL, NULL))
         return;
     ck_assert_int_eq(kpuctl(h_path("out"), h_path("err"), version), 0);
-    ck_assert(h_file_contains(h_path("out"), "\"daemon_protocol\":\"1.0\""));
-    ck_assert(h_file_contains(h_path("out"), "\"protocol\":\"1.0\""));
+    ck_assert(h_file_contains(h_path("out"), "\"daemon_protocol\":\"1.1\""));
+    ck_assert(h_file_contains(h_path("out"), "\"protocol\":\"1.1\""));
     ck_assert(h_file_contains(h_path("out"), "\"daemon\":\""));
 
     ck_assert_int_eq(kpuctl(h_path("out"), h_path("err"), devices), 0);
@@ -1046,6 +1038,163 @@ START_TEST(kpuctl_json_against_the_real_daemon)
 }
 END_TEST
 
+/* ---- agent flash -------------------------------------------------------------------- */
+
+/* A made-up agent firmware of n bytes at path (the simulated board writes whatever image
+ * it is given; the boot ROM format around it is what is checked). */
+static void write_firmware(const char *path, size_t n, unsigned seed)
+{
+    FILE *f = fopen(path, "wb");
+
+    ck_assert_ptr_nonnull(f);
+    for (size_t i = 0; i < n; i++)
+        fputc((int)(rand_r(&seed) & 0xff), f);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* The first n bytes of file path into buf. */
+static void read_head(const char *path, uint8_t *buf, size_t n)
+{
+    FILE *f = fopen(path, "rb");
+
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fread(buf, 1, n, f), n);
+    fclose(f);
+}
+
+/* The K210 boot image of firmware fw (usb-bridges.md §1.6 item 7), digest by OpenSSL. */
+static size_t boot_image_of(const uint8_t *fw, size_t n, uint8_t *out)
+{
+    out[0] = 0;
+    out[1] = (uint8_t)n, out[2] = (uint8_t)(n >> 8), out[3] = (uint8_t)(n >> 16);
+    out[4] = (uint8_t)(n >> 24);
+    memcpy(out + 5, fw, n);
+    SHA256(out, n + 5, out + 5 + n);
+    return n + 37;
+}
+
+struct flash_watch {
+    int calls;
+    uint32_t last_pm;
+    int monotonic;
+    int saw_write, saw_verify, saw_reboot;
+};
+
+static int flash_progress(kpu_client_t *c, const struct kpu_client_agent_info *ai, void *user)
+{
+    struct flash_watch *w = user;
+
+    (void)c;
+    w->calls++;
+    if (ai->progress_permille < w->last_pm || ai->progress_permille > 1000)
+        w->monotonic = 0;
+    w->last_pm = ai->progress_permille;
+    w->saw_write |= strcmp(ai->phase, "write") == 0;
+    w->saw_verify |= strcmp(ai->phase, "verify") == 0;
+    w->saw_reboot |= strcmp(ai->phase, "reboot") == 0;
+    return 0;
+}
+
+START_TEST(agent_flash_writes_the_boot_image_and_the_board_returns)
+{
+    static uint8_t fw[200000], want[sizeof(fw) + 37], got[sizeof(fw) + 37];
+    const size_t fw_len = 150001;
+    char image_arg[600];
+    const char *extra[] = {image_arg, NULL};
+    struct kpu_client_agent_info *ai = NULL;
+    struct flash_watch w = {0, 0, 1, 0, 0, 0};
+    kpu_client_t *c;
+    size_t len;
+    int64_t frames, sessions;
+    const char *args[] = {"agent", "flash", dev, NULL};
+
+    write_firmware(h_path("agent.bin"), fw_len, 11);
+    read_head(h_path("agent.bin"), fw, fw_len);
+    len = boot_image_of(fw, fw_len, want);
+    snprintf(image_arg, sizeof(image_arg), "--agent-image=%s", h_path("agent.bin"));
+    if (!start(ASTRONAUT, NULL, extra))
+        return;
+    sessions = h_db_int(db(), "SELECT count(*) FROM sessions");
+    /* kpuctl, not on a terminal: one line per phase, then the result. */
+    ck_assert_int_eq(kpuctl(h_path("out"), h_path("err"), args), 0);
+    ck_assert(h_file_contains(h_path("out"), "write "));
+    ck_assert(h_file_contains(h_path("out"), "verify "));
+    ck_assert(h_file_contains(h_path("out"), "reboot "));
+    ck_assert(h_file_contains(h_path("out"), "written to flash and booted"));
+    read_head(h_path("state/sim-flash.bin"), got, len);
+    ck_assert_mem_eq(got, want, len);
+    /* The board was reset and handshook again, and detections flow once more. */
+    ck_assert_int_gt(h_wait_db(db(), "SELECT count(*) FROM sessions", sessions + 1, WAIT_MS),
+                     sessions);
+    frames = h_db_int(db(), "SELECT count(*) FROM frames");
+    ck_assert_int_gt(h_wait_db(db(), "SELECT count(*) FROM frames", frames + 3, WAIT_MS), frames);
+    /* The library's progress callback: several reports, monotonic, every phase. */
+    c = open_client(NULL);
+    ck_assert_int_eq(
+        kpu_client_agent_control_progress(c, dev, KPU_CLIENT_AGENT_FLASH, flash_progress, &w, &ai),
+        0);
+    ck_assert_int_ge(w.calls, 3);
+    ck_assert(w.monotonic);
+    ck_assert(w.saw_write && w.saw_verify && w.saw_reboot);
+    ck_assert_uint_eq(ai->progress_permille, 1000);
+    ck_assert_str_eq(ai->agent_version, ai->expected_version);
+    kpu_client_free(ai);
+    kpu_client_close(c);
+    read_head(h_path("state/sim-flash.bin"), got, len);
+    ck_assert_mem_eq(got, want, len);
+}
+END_TEST
+
+START_TEST(agent_flash_refusals_leave_the_flash_alone)
+{
+    static uint8_t before[1u << 20], after[1u << 20];
+    char image_arg[600];
+    const char *extra[] = {image_arg, NULL};
+    const char *args[] = {"agent", "flash", dev, NULL};
+    Kpu__Ipc__V1__Frame f = KPU__IPC__V1__FRAME__INIT, *r = NULL;
+    Kpu__Ipc__V1__AgentControl ac = KPU__IPC__V1__AGENT_CONTROL__INIT;
+    struct raw raw;
+    int responses = 0, got;
+
+    /* An image larger than the 1 MiB image slot. */
+    write_firmware(h_path("big.bin"), (1u << 20) + 1, 3);
+    snprintf(image_arg, sizeof(image_arg), "--agent-image=%s", h_path("big.bin"));
+    if (!start(ASTRONAUT, NULL, extra))
+        return;
+    read_head(h_path("state/sim-flash.bin"), before, sizeof(before));
+    ck_assert_int_eq(kpuctl(h_path("out"), h_path("err"), args), 1);
+    ck_assert(h_file_contains(h_path("err"), "too large"));
+    /* No such device. */
+    args[2] = "0000";
+    ck_assert_int_eq(kpuctl(h_path("out"), h_path("err"), args), 3);
+    /* A client that speaks kpu.ipc 1.0 gets exactly one response, and no progress. */
+    write_firmware(h_path("big.bin"), 4096, 5); /* now a good image */
+    ck_assert_int_eq(raw_connect(&raw, sock(), WAIT_MS), 0);
+    ck_assert_int_eq(raw_hello(&raw, 1, NULL), 0);
+    ac.device = dev;
+    ac.action = KPU__IPC__V1__AGENT_ACTION__AGENT_FLASH;
+    f.request_id = 77;
+    f.body_case = KPU__IPC__V1__FRAME__BODY_AGENT_CONTROL;
+    f.agent_control = &ac;
+    ck_assert_int_eq(raw_send(&raw, &f), 0);
+    while ((got = raw_read(&raw, &r, responses ? 2000 : WAIT_MS)) == 1) {
+        if (r->request_id == 77) {
+            responses++;
+            ck_assert_int_eq(r->body_case, KPU__IPC__V1__FRAME__BODY_AGENT_INFO);
+            ck_assert(!r->agent_info->in_progress);
+            ck_assert_uint_eq(r->agent_info->progress_permille, 1000);
+        }
+        kpu__ipc__v1__frame__free_unpacked(r, NULL);
+    }
+    ck_assert_int_eq(got, 0); /* the read timed out: nothing more came */
+    ck_assert_int_eq(responses, 1);
+    raw_close(&raw);
+    /* The refusals changed nothing; the accepted write changed only the image slot. */
+    read_head(h_path("state/sim-flash.bin"), after, sizeof(after));
+    ck_assert(memcmp(before + 8192, after + 8192, sizeof(before) - 8192) == 0);
+}
+END_TEST
+
 static Suite *ipc_daemon_suite(void)
 {
     Suite *s = suite_create("ipc_daemon");
@@ -1063,6 +1212,8 @@ static Suite *ipc_daemon_suite(void)
     tcase_add_test(tc, snapshot_board_vanishing_gives_a_status);
     tcase_add_test(tc, model_upload_select_and_corrupt_refused);
     tcase_add_test(tc, kpuctl_json_against_the_real_daemon);
+    tcase_add_test(tc, agent_flash_writes_the_boot_image_and_the_board_returns);
+    tcase_add_test(tc, agent_flash_refusals_leave_the_flash_alone);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -17,7 +17,7 @@ endif()
 
 # The clients against the real kpud with kpu-agent-sim (tests/integration/check_ipc_daemon.c):
 # filters, paging, slow-client drops, restart, roles, malformed frames, snapshots, model
-# upload, kpuctl --json. The harness is built again under its own name: daemon.cmake's copy
+# upload, kpuctl --json, agent flash. The harness is built again under its own name: daemon.cmake's copy
 # is defined after this file (glob order).
 if(TARGET kpud AND TARGET kpu-agent-sim AND TARGET kpu_client AND TARGET kpuctl)
     add_library(kpu_test_harness_ipc STATIC ${CMAKE_CURRENT_LIST_DIR}/harness.c
@@ -29,8 +29,10 @@ if(TARGET kpud AND TARGET kpu-agent-sim AND TARGET kpu_client AND TARGET kpuctl)
     target_link_libraries(kpu_test_harness_ipc PUBLIC PkgConfig::CHECK PkgConfig::SQLITE3
                                                       kpu_proto_host)
     kpu_target_defaults(kpu_test_harness_ipc)
+    pkg_check_modules(KPU_IPCD_CRYPTO REQUIRED IMPORTED_TARGET libcrypto) # agent flash digest
     kpu_test(check_ipc_daemon SOURCES ${CMAKE_CURRENT_LIST_DIR}/check_ipc_daemon.c
-             LIBS kpu_test_harness_ipc kpu_client TIMEOUT 1500 LABELS "ipc;integration")
+             LIBS kpu_test_harness_ipc kpu_client PkgConfig::KPU_IPCD_CRYPTO
+             TIMEOUT 1500 LABELS "ipc;integration")
     add_dependencies(check_ipc_daemon kpud kpu-agent-sim kpuctl)
     target_compile_definitions(check_ipc_daemon PRIVATE
         KPUCTL_PATH="$<TARGET_FILE:kpuctl>"

@@ -275,3 +275,44 @@ void h_cleanup(void)
     }
     tmpdir[0] = 0;
 }
+
+pid_t h_kpud_sim(const char *image, const char *model, const char *const *extra)
+{
+    static char sim_arg[600];
+    char *argv[40];
+    int n = 0;
+
+    snprintf(sim_arg, sizeof(sim_arg), "--sim=%s", h_datapath(image));
+    argv[n++] = (char *)h_kpud();
+    argv[n++] = "--state-dir";
+    argv[n++] = (char *)h_path("state");
+    argv[n++] = "--socket";
+    argv[n++] = (char *)h_path("kpud.sock");
+    argv[n++] = "--config";
+    argv[n++] = "/dev/null";
+    argv[n++] = sim_arg;
+    argv[n++] = "--sim-model";
+    argv[n++] = (char *)h_datapath(model);
+    argv[n++] = "--sim-agent";
+    argv[n++] = (char *)h_agent_sim();
+    for (int i = 0; extra && extra[i]; i++) {
+        ck_assert_int_lt(n, 39);
+        argv[n++] = (char *)extra[i];
+    }
+    argv[n] = NULL;
+    return h_spawn(argv, h_path("kpud.log"));
+}
+
+void h_assert_db_sound(const char *db)
+{
+    char res[64] = "";
+
+    ck_assert_int_eq(h_db_text(db, "PRAGMA integrity_check", res, sizeof(res)), 0);
+    ck_assert_str_eq(res, "ok");
+    ck_assert_int_eq(h_db_int(db, "SELECT count(*) FROM (SELECT session_id, frame_seq FROM "
+                                  "frames GROUP BY 1, 2 HAVING count(*) > 1)"),
+                     0);
+    ck_assert_int_eq(h_db_int(db, "SELECT count(*) FROM detections d LEFT JOIN frames f ON "
+                                  "f.id = d.frame_id WHERE f.id IS NULL"),
+                     0);
+}

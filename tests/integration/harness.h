@@ -35,6 +35,18 @@ const char *h_datapath(const char *rel);
  * NULL for inherited). Returns the pid; aborts the test on failure. */
 pid_t h_spawn(char *const argv[], const char *log);
 
+/*
+ * h_kpud_sim - start kpud with its state in <tmpdir>/state, its socket at
+ * <tmpdir>/kpud.sock, no configuration file, and one simulated board showing image (a path
+ * under the data folder) through model (likewise); extra (NULL-terminated, may be NULL, at
+ * most 24) is appended. Log: <tmpdir>/kpud.log. Returns the pid.
+ */
+pid_t h_kpud_sim(const char *image, const char *model, const char *const *extra);
+
+/* h_assert_db_sound - the SQLite file at db passes integrity_check, stores no frame twice
+ * within a session and no detection without its frame. */
+void h_assert_db_sound(const char *db);
+
 /* h_spawn_pipe - start argv with stdout to a pipe; *out_fd gets its read end. */
 pid_t h_spawn_pipe(char *const argv[], const char *log, int *out_fd);
 

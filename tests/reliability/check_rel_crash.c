@@ -168,16 +168,7 @@ static pid_t start_kpud(int sim, const char *log)
 
 static void assert_db_sound(void)
 {
-    char res[64] = "";
-
-    ck_assert_int_eq(h_db_text(db(), "PRAGMA integrity_check", res, sizeof(res)), 0);
-    ck_assert_str_eq(res, "ok");
-    ck_assert_int_eq(h_db_int(db(), "SELECT count(*) FROM (SELECT session_id, frame_seq FROM "
-                                    "frames GROUP BY 1, 2 HAVING count(*) > 1)"),
-                     0);
-    ck_assert_int_eq(h_db_int(db(), "SELECT count(*) FROM detections d LEFT JOIN frames f ON "
-                                    "f.id = d.frame_id WHERE f.id IS NULL"),
-                     0);
+    h_assert_db_sound(db());
 }
 
 START_TEST(kill9_rounds_lose_nothing_committed)

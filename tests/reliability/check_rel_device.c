@@ -54,16 +54,7 @@ static const char *db(void)
 
 static void assert_nothing_wrong_stored(void)
 {
-    char res[64] = "";
-
-    ck_assert_int_eq(h_db_text(db(), "PRAGMA integrity_check", res, sizeof(res)), 0);
-    ck_assert_str_eq(res, "ok");
-    ck_assert_int_eq(h_db_int(db(), "SELECT count(*) FROM (SELECT session_id, frame_seq FROM "
-                                    "frames GROUP BY 1, 2 HAVING count(*) > 1)"),
-                     0);
-    ck_assert_int_eq(h_db_int(db(), "SELECT count(*) FROM detections d LEFT JOIN frames f ON "
-                                    "f.id = d.frame_id WHERE f.id IS NULL"),
-                     0);
+    h_assert_db_sound(db());
     /* The astronaut's face (model .md): (109,31) 64x86; a damaged frame would show else. */
     ck_assert_int_eq(h_db_int(db(), "SELECT count(*) FROM detections WHERE label <> 'face' OR "
                                     "score < 0.9 OR x < 95 OR x > 125 OR y < 15 OR y > 45 OR "
@@ -74,27 +65,9 @@ static void assert_nothing_wrong_stored(void)
 
 static pid_t start_sim_kpud(const char *fault)
 {
-    static char sim_arg[600];
-    char *argv[24];
-    int n = 0;
+    const char *extra[] = {"--sim-fault", fault, NULL};
 
-    snprintf(sim_arg, sizeof(sim_arg), "--sim=%s", h_datapath(ASTRONAUT));
-    argv[n++] = (char *)h_kpud();
-    argv[n++] = "--state-dir";
-    argv[n++] = (char *)h_path("state");
-    argv[n++] = "--socket";
-    argv[n++] = (char *)h_path("kpud.sock");
-    argv[n++] = "--config";
-    argv[n++] = "/dev/null";
-    argv[n++] = sim_arg;
-    argv[n++] = "--sim-model";
-    argv[n++] = (char *)h_datapath(FACE_MODEL);
-    argv[n++] = "--sim-agent";
-    argv[n++] = (char *)h_agent_sim();
-    argv[n++] = "--sim-fault";
-    argv[n++] = (char *)fault;
-    argv[n] = NULL;
-    return h_spawn(argv, h_path("kpud.log"));
+    return h_kpud_sim(ASTRONAUT, FACE_MODEL, extra);
 }
 
 static const struct {

@@ -6,10 +6,13 @@
  * protobuf-c compatibility check. Covers HELLO, heartbeats, CONFIGURE (valid, invalid,
  * persisted), streaming with the real face model, snapshots with credits, the model store
  * (upload, bad CRC, invalid model, resume, power cut at every flash step, select, delete),
- * RESET, SET_BAUD, and garbage, truncated and unknown frames.
+ * RESET, SET_BAUD, writing the agent's own boot image (ImageWrite*: the digest is built
+ * here with OpenSSL, independently of the agent's SHA-256), and garbage, truncated and
+ * unknown frames.
  */
 #include <check.h>
 #include <math.h>
+#include <openssl/sha.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,7 +242,9 @@ static uint32_t begin_upload(const char *name, const uint8_t *data, size_t len, 
     return st->upload_id;
 }
 
-static int send_chunk(uint32_t id, uint32_t off, const uint8_t *data, size_t n, uint32_t *next)
+/* One chunk of an upload (type MODEL_UPLOAD_CHUNK) or image write (IMAGE_WRITE_CHUNK). */
+static int chunk_of(uint8_t type, uint32_t id, uint32_t off, const uint8_t *data, size_t n,
+                    uint32_t *next)
 {
     Kpu__Link__V1__ModelUploadChunk c = KPU__LINK__V1__MODEL_UPLOAD_CHUNK__INIT;
     Kpu__Link__V1__ModelUploadState *st;
@@ -248,9 +253,27 @@ static int send_chunk(uint32_t id, uint32_t off, const uint8_t *data, size_t n, 
     c.offset = off;
     c.data.data = (uint8_t *)data + off;
     c.data.len = n;
-    st = up_state(send_msg(KPU__LINK__V1__MSG_TYPE__MSG_MODEL_UPLOAD_CHUNK, &c.base));
+    st = up_state(send_msg(type, &c.base));
     *next = st->next_offset;
     return st->code;
+}
+
+static int send_chunk(uint32_t id, uint32_t off, const uint8_t *data, size_t n, uint32_t *next)
+{
+    return chunk_of(KPU__LINK__V1__MSG_TYPE__MSG_MODEL_UPLOAD_CHUNK, id, off, data, n, next);
+}
+
+/* Chunks of 2 KiB from *next to len, following the agent's next offset. 0 or a code. */
+static int send_rest(uint8_t type, uint32_t id, const uint8_t *data, size_t len, uint32_t *next)
+{
+    while (*next < len) {
+        size_t n = len - *next > 2048 ? 2048 : len - *next;
+        int code = chunk_of(type, id, *next, data, n, next);
+
+        if (code != 0)
+            return code;
+    }
+    return 0;
 }
 
 static int commit_upload(uint32_t id)
@@ -271,14 +294,8 @@ static int upload_crc(const char *name, const uint8_t *data, size_t len, uint32_
     id = begin_upload(name, data, len, crc, man, mlen, &next, &code);
     if (code != 0)
         return code;
-    while (next < len) {
-        size_t n = len - next > 2048 ? 2048 : len - next;
-
-        code = send_chunk(id, next, data, n, &next);
-        if (code != 0)
-            return code;
-    }
-    return commit_upload(id);
+    code = send_rest(KPU__LINK__V1__MSG_TYPE__MSG_MODEL_UPLOAD_CHUNK, id, data, len, &next);
+    return code != 0 ? code : commit_upload(id);
 }
 
 static int upload(const char *name, const uint8_t *data, size_t len, const uint8_t *man,
@@ -341,7 +358,7 @@ START_TEST(boot_sends_hello)
     ck_assert_int_eq(r->flags & KLINK_FLAG_RESPONSE, 0);
     h = (Kpu__Link__V1__AgentHello *)r->m;
     ck_assert_uint_eq(h->protocol_major, 1);
-    ck_assert_uint_eq(h->protocol_minor, 0);
+    ck_assert_uint_eq(h->protocol_minor, 1) /* 1.1: ImageWrite* */;
     ck_assert_str_eq(h->agent_version, KFA_AGENT_VERSION);
     ck_assert_int_eq(h->board, KPU__LINK__V1__BOARD__BOARD_SIM);
     ck_assert_int_eq(h->sensor, KPU__LINK__V1__SENSOR__SENSOR_SYNTHETIC);
@@ -561,7 +578,7 @@ START_TEST(unknown_and_wrong_types)
                                     KPU__LINK__V1__MSG_TYPE__MSG_AGENT_HELLO,
                                     KPU__LINK__V1__MSG_TYPE__MSG_STATUS,
                                     KPU__LINK__V1__MSG_TYPE__MSG_DETECTION_FRAME,
-                                    23,
+                                    26,
                                     200,
                                     255};
 
@@ -1328,6 +1345,228 @@ START_TEST(flash_file_backed)
 }
 END_TEST
 
+/* ---- agent boot image (ImageWrite*) ---------------------------------------------- */
+
+/* A boot image as the K210 ROM reads it (usb-bridges.md §1.6 item 7): flag 0, u32 LE
+ * length, the firmware, SHA-256 of all that. Digest by OpenSSL. Caller frees. */
+static uint8_t *boot_image(size_t fw_len, uint32_t seed, size_t *len)
+{
+    uint8_t *img = malloc(fw_len + 37);
+
+    ck_assert_ptr_nonnull(img);
+    img[0] = 0;
+    img[1] = (uint8_t)fw_len, img[2] = (uint8_t)(fw_len >> 8);
+    img[3] = (uint8_t)(fw_len >> 16), img[4] = (uint8_t)(fw_len >> 24);
+    for (size_t i = 0; i < fw_len; i++) {
+        seed = seed * 1103515245u + 12345u;
+        img[5 + i] = (uint8_t)(seed >> 16);
+    }
+    SHA256(img, fw_len + 5, img + 5 + fw_len);
+    *len = fw_len + 37;
+    return img;
+}
+
+static uint32_t image_begin(size_t size, uint32_t crc, int *code)
+{
+    Kpu__Link__V1__ImageWriteBegin b = KPU__LINK__V1__IMAGE_WRITE_BEGIN__INIT;
+    Kpu__Link__V1__ModelUploadState *st;
+
+    b.size = (uint32_t)size;
+    b.crc32c = crc;
+    st = up_state(send_msg(KPU__LINK__V1__MSG_TYPE__MSG_IMAGE_WRITE_BEGIN, &b.base));
+    *code = st->code;
+    return st->upload_id;
+}
+
+static int image_chunk(uint32_t id, uint32_t off, const uint8_t *data, size_t n, uint32_t *next)
+{
+    return chunk_of(KPU__LINK__V1__MSG_TYPE__MSG_IMAGE_WRITE_CHUNK, id, off, data, n, next);
+}
+
+static int image_commit(uint32_t id)
+{
+    Kpu__Link__V1__ImageWriteCommit c = KPU__LINK__V1__IMAGE_WRITE_COMMIT__INIT;
+
+    c.upload_id = id;
+    return status_of(send_msg(KPU__LINK__V1__MSG_TYPE__MSG_IMAGE_WRITE_COMMIT, &c.base));
+}
+
+/* Send img (announcing crc) in 2 KiB chunks and commit. The commit's status. */
+static int image_write(const uint8_t *img, size_t len, uint32_t crc)
+{
+    uint32_t next = 0, id;
+    int code;
+
+    id = image_begin(len, crc, &code);
+    if (code != 0)
+        return code;
+    code = send_rest(KPU__LINK__V1__MSG_TYPE__MSG_IMAGE_WRITE_CHUNK, id, img, len, &next);
+    return code != 0 ? code : image_commit(id);
+}
+
+/* The whole test flash as it is now (the image slot and the store). Caller frees. */
+static uint8_t *flash_copy(void)
+{
+    uint8_t *f = malloc(FLASH_SIZE);
+
+    ck_assert_ptr_nonnull(f);
+    memcpy(f, kfa_posix_flash_ptr(), FLASH_SIZE);
+    return f;
+}
+
+START_TEST(image_write_programs_slot_and_keeps_store)
+{
+    size_t ilen, len;
+    uint8_t *iris = data_file("models/iris_fc.kmodel", &ilen);
+    uint8_t *img = boot_image(70001, 7, &len), *before;
+    Kpu__Link__V1__AgentHello *h;
+    Kpu__Link__V1__ModelList *l;
+
+    if (!iris)
+        return;
+    h = (Kpu__Link__V1__AgentHello *)last_of(KPU__LINK__V1__MSG_TYPE__MSG_AGENT_HELLO)->m;
+    ck_assert(h->features & KPU__LINK__V1__FEATURE__FEATURE_IMAGE_WRITE);
+    ck_assert_int_eq(upload("iris", iris, ilen, NULL, 0), 0);
+    ck_assert_int_eq(simple_name_req(KPU__LINK__V1__MSG_TYPE__MSG_MODEL_SELECT, "iris"), 0);
+    before = flash_copy();
+    ck_assert_int_eq(image_write(img, len, klink_crc32c(0, img, len)), 0);
+    /* Exactly the image at 0, the rest of its sectors erased, everything after untouched. */
+    ck_assert_mem_eq(kfa_posix_flash_ptr(), img, len);
+    for (size_t i = len; i < (len + 4095) / 4096 * 4096; i++)
+        ck_assert_uint_eq(kfa_posix_flash_ptr()[i], 0xff);
+    ck_assert_mem_eq(kfa_posix_flash_ptr() + KFA_STORE_IMAGE_RESERVE,
+                     before + KFA_STORE_IMAGE_RESERVE, FLASH_SIZE - KFA_STORE_IMAGE_RESERVE);
+    /* The model came back and the store is intact, also after a reboot. */
+    ck_assert(kfa_agent_model_loaded());
+    boot();
+    l = model_list();
+    ck_assert_ptr_nonnull(listed(l, "iris"));
+    ck_assert(listed(l, "iris")->selected);
+    ck_assert_mem_eq(kfa_posix_flash_ptr(), img, len);
+    free(before);
+    free(img);
+    free(iris);
+}
+END_TEST
+
+START_TEST(image_write_refusals_leave_flash_alone)
+{
+    size_t len, big_len;
+    uint8_t *img = boot_image(5000, 9, &len), *old = boot_image(3000, 1, &big_len), *before;
+    uint32_t crc = klink_crc32c(0, img, len), id, next;
+    int code;
+
+    ck_assert_int_eq(image_write(old, big_len, klink_crc32c(0, old, big_len)), 0);
+    before = flash_copy();
+    /* Wrong CRC announced. */
+    ck_assert_int_eq(image_write(img, len, crc ^ 1u),
+                     KPU__LINK__V1__STATUS_CODE__STATUS_CRC_MISMATCH);
+    /* SHA-256 trailer wrong (CRC right for the bytes sent). */
+    img[len - 1] ^= 0x55;
+    ck_assert_int_eq(image_write(img, len, klink_crc32c(0, img, len)),
+                     KPU__LINK__V1__STATUS_CODE__STATUS_CRC_MISMATCH);
+    ck_assert_ptr_nonnull(strstr(last_text, "SHA-256"));
+    img[len - 1] ^= 0x55;
+    /* Encrypted flag. */
+    img[0] = 1;
+    ck_assert_int_eq(image_write(img, len, klink_crc32c(0, img, len)),
+                     KPU__LINK__V1__STATUS_CODE__STATUS_BAD_REQUEST);
+    img[0] = 0;
+    /* Length field inconsistent. */
+    img[1] ^= 1;
+    ck_assert_int_eq(image_write(img, len, klink_crc32c(0, img, len)),
+                     KPU__LINK__V1__STATUS_CODE__STATUS_BAD_REQUEST);
+    img[1] ^= 1;
+    /* Too small, too large for the 1 MiB slot. */
+    (void)image_begin(20, 0, &code);
+    ck_assert_int_eq(code, KPU__LINK__V1__STATUS_CODE__STATUS_BAD_REQUEST);
+    (void)image_begin(KFA_STORE_IMAGE_RESERVE + 1, 0, &code);
+    ck_assert_int_eq(code, KPU__LINK__V1__STATUS_CODE__STATUS_NO_SPACE);
+    /* Out-of-order chunk, chunk past the end, commit before the end. */
+    id = image_begin(len, crc, &code);
+    ck_assert_int_eq(code, 0);
+    ck_assert_int_eq(image_chunk(id, 0, img, 2048, &next), 0);
+    ck_assert_int_eq(image_chunk(id, 4096, img, 100, &next),
+                     KPU__LINK__V1__STATUS_CODE__STATUS_BAD_OFFSET);
+    ck_assert_uint_eq(next, 2048);
+    ck_assert_int_eq(image_chunk(id, 0, img, 2048, &next), 0); /* retransmission */
+    ck_assert_uint_eq(next, 2048);
+    ck_assert_int_eq(image_commit(id), KPU__LINK__V1__STATUS_CODE__STATUS_BAD_OFFSET);
+    ck_assert_int_eq(image_commit(id + 7), KPU__LINK__V1__STATUS_CODE__STATUS_BAD_REQUEST);
+    /* A new handshake abandons it: its chunks are refused afterwards. */
+    {
+        Kpu__Link__V1__HostHello hh = KPU__LINK__V1__HOST_HELLO__INIT;
+        hh.protocol_major = 1;
+        (void)reply_to(send_msg(KPU__LINK__V1__MSG_TYPE__MSG_HOST_HELLO, &hh.base));
+    }
+    ck_assert_int_eq(image_chunk(id, 2048, img, 2048, &next),
+                     KPU__LINK__V1__STATUS_CODE__STATUS_BAD_REQUEST);
+    ck_assert_mem_eq(kfa_posix_flash_ptr(), before, FLASH_SIZE);
+    free(before);
+    free(img);
+    free(old);
+}
+END_TEST
+
+START_TEST(image_write_holds_model_ram)
+{
+    size_t ilen, len;
+    uint8_t *iris = data_file("models/iris_fc.kmodel", &ilen);
+    uint8_t *img = boot_image(9000, 3, &len);
+    uint32_t id, next;
+    int code;
+
+    if (!iris)
+        return;
+    ck_assert_int_eq(upload("iris", iris, ilen, NULL, 0), 0);
+    id = image_begin(len, klink_crc32c(0, img, len), &code);
+    ck_assert_int_eq(code, 0);
+    ck_assert(!kfa_agent_model_loaded());
+    /* Models cannot take the RAM back while the image is staged. */
+    ck_assert_int_eq(simple_name_req(KPU__LINK__V1__MSG_TYPE__MSG_MODEL_SELECT, "iris"),
+                     KPU__LINK__V1__STATUS_CODE__STATUS_BUSY);
+    ck_assert_int_eq(upload("iris2", iris, ilen, NULL, 0), KPU__LINK__V1__STATUS_CODE__STATUS_BUSY);
+    /* A Begin with the same size and CRC resumes where it stopped. */
+    ck_assert_int_eq(image_chunk(id, 0, img, 2048, &next), 0);
+    ck_assert_int_eq(image_chunk(id, 2048, img, 2048, &next), 0);
+    ck_assert_uint_eq(image_begin(len, klink_crc32c(0, img, len), &code), id);
+    ck_assert_int_eq(code, 0);
+    ck_assert_uint_eq(up_state((uint16_t)(host_seq - 1))->next_offset, 4096);
+    ck_assert_int_eq(send_rest(KPU__LINK__V1__MSG_TYPE__MSG_IMAGE_WRITE_CHUNK, id, img, len, &next),
+                     0);
+    ck_assert_int_eq(image_commit(id), 0);
+    ck_assert_int_eq(image_commit(id), 0); /* a retried commit: answered, not redone */
+    ck_assert_int_eq(simple_name_req(KPU__LINK__V1__MSG_TYPE__MSG_MODEL_SELECT, "iris"), 0);
+    free(img);
+    free(iris);
+}
+END_TEST
+
+START_TEST(image_write_power_cut)
+{
+    size_t ilen, len;
+    uint8_t *iris = data_file("models/iris_fc.kmodel", &ilen);
+    uint8_t *img = boot_image(12000, 5, &len);
+
+    if (!iris)
+        return;
+    ck_assert_int_eq(upload("iris", iris, ilen, NULL, 0), 0);
+    /* Power fails between erase and the end of programming: the commit reports a flash
+     * error; after power returns the model store is intact and a new write succeeds. */
+    kfa_posix_flash_cut_after(2);
+    ck_assert_int_eq(image_write(img, len, klink_crc32c(0, img, len)),
+                     KPU__LINK__V1__STATUS_CODE__STATUS_FLASH_ERROR);
+    kfa_posix_flash_cut_after(-1);
+    boot();
+    ck_assert_ptr_nonnull(kfa_store_find("iris"));
+    check_store_consistent();
+    ck_assert_int_eq(image_write(img, len, klink_crc32c(0, img, len)), 0);
+    ck_assert_mem_eq(kfa_posix_flash_ptr(), img, len);
+    free(img);
+    free(iris);
+}
+END_TEST
+
 static Suite *core_suite(void)
 {
     Suite *s = suite_create("core");
@@ -1361,6 +1600,14 @@ static Suite *core_suite(void)
     tcase_add_test(t, power_cut_at_every_flash_step);
     tcase_add_test(t, power_cut_during_delete_and_select);
     tcase_add_test(t, store_full);
+    suite_add_tcase(s, t);
+
+    t = tcase_create("image");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_add_test(t, image_write_programs_slot_and_keeps_store);
+    tcase_add_test(t, image_write_refusals_leave_flash_alone);
+    tcase_add_test(t, image_write_holds_model_ram);
+    tcase_add_test(t, image_write_power_cut);
     suite_add_tcase(s, t);
 
     t = tcase_create("pipeline");

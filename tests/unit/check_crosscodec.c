@@ -58,6 +58,9 @@ static const struct nanopb_entry nanopb_types[] = {
     N(MSG_LOG_LINE, kpu_link_v1_LogLine),
     N(MSG_SET_BAUD, kpu_link_v1_SetBaud),
     N(MSG_CONFIG_GET, kpu_link_v1_ConfigGet),
+    N(MSG_IMAGE_WRITE_BEGIN, kpu_link_v1_ImageWriteBegin),
+    N(MSG_IMAGE_WRITE_CHUNK, kpu_link_v1_ModelUploadChunk),
+    N(MSG_IMAGE_WRITE_COMMIT, kpu_link_v1_ImageWriteCommit),
 };
 #define N_TYPES (sizeof(nanopb_types) / sizeof(nanopb_types[0]))
 

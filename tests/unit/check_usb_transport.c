@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The usb transport (daemon/link/transport_usb.c) against a fake libusb defined in this
- * file: one CH340 that can be unplugged and plugged back in. The fake behaves as libusb
+ * file: one CH340 that can be unplugged and plugged back in, or one FT2232 whose two
+ * interfaces each have a far end that is a kpud agent (answers HELLO, CONFIGURE, START)
+ * or stays silent. The fake behaves as libusb
  * 1.0.26 on Linux where it matters here: transfer and hotplug callbacks run inside
  * libusb_handle_events_timeout_completed(), an unplug completes every transfer in flight
  * with LIBUSB_TRANSFER_NO_DEVICE, and reaping happens with the context's open_devs_lock
@@ -9,7 +11,10 @@
  * a callback would deadlock. The fake counts such calls instead of hanging.
  *
  * Regression test for issue 7: kpud closed the handle from the NO_DEVICE callback and
- * hung on the first unplug (no replug, no exit on SIGTERM).
+ * hung on the first unplug (no replug, no exit on SIGTERM). The FT2232 tests run the real
+ * device manager (daemon/devices.c) and sessions over it: the port without an agent is
+ * given back to its kernel driver after [usb] give_back_after, the other streams, and a
+ * port that answered HELLO once is kept when it goes quiet.
  */
 #include <check.h>
 #include <errno.h>
@@ -22,11 +27,34 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "config.h"
+#include "devices.h"
+#include "klink.h"
+#include "kpu/link/v1/link.pb-c.h"
+#include "log.h"
+#include "session.h"
 #include "transport_usb.h"
 
 /* ------------------------------------------------------------------ the fake libusb */
 
-#define FAKE_MAX_XFERS 16
+#define FAKE_MAX_XFERS 32
+#define FAKE_IFACES 2
+#define FT_MPS 64u /* FT2232C full speed bulk packets; 2 status bytes lead each one */
+
+/* One interface of the fake device and what is at the far end of its UART. */
+struct fake_iface {
+    int claimed;    /* claimed and not released */
+    int released;   /* libusb_release_interface() calls */
+    int reattached; /* releases with auto-detach on: libusb re-attaches the kernel driver */
+    int agent;      /* a kpud agent answers on this UART */
+    int muted;      /* the agent stopped answering */
+    int hellos;     /* HostHellos the agent answered */
+    struct klink_decoder dec;
+    uint8_t decbuf[KLINK_MAX_FRAME];
+    uint8_t rx[16384]; /* agent -> host bytes not yet read by a bulk IN transfer */
+    size_t rxlen;
+    uint16_t seq;
+};
 
 struct libusb_context {
     int unused;
@@ -36,6 +64,7 @@ struct libusb_device {
 };
 struct libusb_device_handle {
     struct libusb_device *dev;
+    int auto_detach;
 };
 
 static struct {
@@ -57,6 +86,8 @@ static struct {
     unsigned nxfers;
     libusb_pollfd_added_cb added;
     libusb_pollfd_removed_cb removed;
+    int ft2232; /* the device is an FT2232C (two interfaces) instead of a CH340 */
+    struct fake_iface ifs[FAKE_IFACES];
 } fake;
 
 static void fake_kick(void)
@@ -202,10 +233,22 @@ int libusb_get_device_descriptor(libusb_device *dev, struct libusb_device_descri
 {
     (void)dev;
     memset(desc, 0, sizeof(*desc));
+    if (fake.ft2232) {
+        desc->idVendor = 0x0403; /* FT2232C/D (ftdi_sio_ids.h FTDI_8U2232C_PID 0x6010) */
+        desc->idProduct = 0x6010;
+        desc->bcdDevice = 0x0500; /* ftdi_sio.c ftdi_determine_type: FT2232C */
+        return 0;
+    }
     desc->idVendor = 0x1a86; /* CH340 (Linux drivers/usb/serial/ch341.c id_table) */
     desc->idProduct = 0x7523;
     desc->bcdDevice = 0x0264;
     return 0;
+}
+
+/* Which interface an endpoint belongs to (FT2232: A = 0x81/0x02, B = 0x83/0x04). */
+static unsigned ep_iface(uint8_t ep)
+{
+    return fake.ft2232 && (ep & 0x0f) >= 3 ? 1 : 0;
 }
 
 int libusb_get_active_config_descriptor(libusb_device *dev,
@@ -223,8 +266,32 @@ int libusb_get_active_config_descriptor(libusb_device *dev,
     static struct libusb_interface itf = {.altsetting = &alt, .num_altsetting = 1};
     static struct libusb_config_descriptor cfg = {.bNumInterfaces = 1, .interface = &itf};
 
+    /* The FT2232C: two interfaces, each with one bulk pair (FT2232C datasheet, "USB
+     * descriptors": 0x81/0x02 for A, 0x83/0x04 for B, 64-byte packets). */
+    static struct libusb_endpoint_descriptor ft_ep[2][2] = {
+        {{.bEndpointAddress = 0x81,
+          .bmAttributes = LIBUSB_TRANSFER_TYPE_BULK,
+          .wMaxPacketSize = 64},
+         {.bEndpointAddress = 0x02,
+          .bmAttributes = LIBUSB_TRANSFER_TYPE_BULK,
+          .wMaxPacketSize = 64}},
+        {{.bEndpointAddress = 0x83,
+          .bmAttributes = LIBUSB_TRANSFER_TYPE_BULK,
+          .wMaxPacketSize = 64},
+         {.bEndpointAddress = 0x04,
+          .bmAttributes = LIBUSB_TRANSFER_TYPE_BULK,
+          .wMaxPacketSize = 64}},
+    };
+    static struct libusb_interface_descriptor ft_alt[2] = {
+        {.bInterfaceNumber = 0, .bNumEndpoints = 2, .endpoint = ft_ep[0]},
+        {.bInterfaceNumber = 1, .bNumEndpoints = 2, .endpoint = ft_ep[1]},
+    };
+    static struct libusb_interface ft_itf[2] = {{.altsetting = &ft_alt[0], .num_altsetting = 1},
+                                                {.altsetting = &ft_alt[1], .num_altsetting = 1}};
+    static struct libusb_config_descriptor ft_cfg = {.bNumInterfaces = 2, .interface = ft_itf};
+
     (void)dev;
-    *config = &cfg;
+    *config = fake.ft2232 ? &ft_cfg : &cfg;
     return 0;
 }
 
@@ -259,23 +326,34 @@ void libusb_close(libusb_device_handle *dev_handle)
 
 int libusb_set_auto_detach_kernel_driver(libusb_device_handle *dev_handle, int enable)
 {
-    (void)dev_handle;
-    (void)enable;
+    dev_handle->auto_detach = enable;
     return 0;
 }
 
 int libusb_claim_interface(libusb_device_handle *dev_handle, int interface_number)
 {
     (void)dev_handle;
-    (void)interface_number;
+    ck_assert_int_ge(interface_number, 0);
+    ck_assert_int_lt(interface_number, FAKE_IFACES);
+    ck_assert_int_eq(fake.ifs[interface_number].claimed, 0); /* one owner per interface */
+    fake.ifs[interface_number].claimed++;
     fake.claimed++;
     return 0;
 }
 
+/* libusb_set_auto_detach_kernel_driver(3): with auto-detach on, "the kernel driver will be
+ * re-attached when the interface is released". */
 int libusb_release_interface(libusb_device_handle *dev_handle, int interface_number)
 {
-    (void)dev_handle;
-    (void)interface_number;
+    struct fake_iface *f = &fake.ifs[interface_number];
+
+    if (fake.in_events)
+        fake.locked_calls++; /* never from a transfer callback either */
+    ck_assert_int_eq(f->claimed, 1);
+    f->claimed--;
+    f->released++;
+    if (dev_handle->auto_detach)
+        f->reattached++;
     fake.claimed--;
     return 0;
 }
@@ -314,8 +392,95 @@ int libusb_cancel_transfer(struct libusb_transfer *transfer)
     return LIBUSB_ERROR_NOT_FOUND;
 }
 
+/* The agent at the far end of interface i sends one frame. */
+static void agent_send(unsigned i, uint8_t type, uint16_t ref, const ProtobufCMessage *m)
+{
+    struct fake_iface *f = &fake.ifs[i];
+    uint8_t payload[KLINK_MAX_PAYLOAD], wire[KLINK_MAX_ENCODED];
+    size_t n = protobuf_c_message_pack(m, payload);
+    size_t w =
+        klink_encode(type, KLINK_FLAG_RESPONSE, f->seq++, ref, payload, n, wire, sizeof(wire));
+
+    ck_assert_uint_gt(w, 0);
+    ck_assert_uint_le(f->rxlen + w, sizeof(f->rx));
+    memcpy(f->rx + f->rxlen, wire, w);
+    f->rxlen += w;
+    fake_kick();
+}
+
+/* A minimal kpud agent (docs/protocol.md): AgentHello for HostHello, Status OK for
+ * Configure and StreamControl; everything else is ignored. */
+static void agent_frame(unsigned i, const struct klink_frame *fr)
+{
+    static uint8_t uid[8] = {0xa5, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70};
+    Kpu__Link__V1__AgentHello h = KPU__LINK__V1__AGENT_HELLO__INIT;
+    Kpu__Link__V1__Status st = KPU__LINK__V1__STATUS__INIT;
+
+    switch (fr->type) {
+    case KPU__LINK__V1__MSG_TYPE__MSG_HOST_HELLO:
+        h.protocol_major = 1;
+        h.agent_version = (char *)"fake-agent";
+        uid[0] = (uint8_t)(0xa0 + i);
+        h.chip_uid.data = uid;
+        h.chip_uid.len = sizeof(uid);
+        fake.ifs[i].hellos++;
+        agent_send(i, KPU__LINK__V1__MSG_TYPE__MSG_AGENT_HELLO, fr->seq, &h.base);
+        break;
+    case KPU__LINK__V1__MSG_TYPE__MSG_CONFIGURE:
+    case KPU__LINK__V1__MSG_TYPE__MSG_STREAM_CONTROL:
+        st.code = KPU__LINK__V1__STATUS_CODE__STATUS_OK;
+        agent_send(i, KPU__LINK__V1__MSG_TYPE__MSG_STATUS, fr->seq, &st.base);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Bytes the host wrote to interface i's UART. A silent far end drops them. */
+static void fake_uart_tx(unsigned i, const uint8_t *buf, size_t len)
+{
+    struct fake_iface *f = &fake.ifs[i];
+    struct klink_frame fr;
+
+    if (!f->agent || f->muted)
+        return;
+    while (len)
+        if (klink_decode(&f->dec, &buf, &len, &fr))
+            agent_frame(i, &fr);
+}
+
+/* Fill bulk IN transfer x from its interface's queue: FTDI packets carry two status bytes
+ * (modem, line) before up to 62 data bytes (ftdi_sio.c ftdi_process_packet); a CH340
+ * delivers raw bytes. Returns the transfer's actual length. */
+static int fake_uart_rx(uint8_t ep, struct libusb_transfer *x)
+{
+    struct fake_iface *f = &fake.ifs[ep_iface(ep)];
+    size_t off = 0, take = 0, cap = (size_t)x->length;
+
+    while (f->rxlen > take && off < cap) {
+        size_t n = f->rxlen - take;
+        if (fake.ft2232) {
+            if (cap - off <= 2)
+                break;
+            x->buffer[off++] = 0x01; /* modem status: no line errors */
+            x->buffer[off++] = 0x60; /* line status: THRE | TEMT */
+            if (n > FT_MPS - 2)
+                n = FT_MPS - 2;
+        }
+        if (n > cap - off)
+            n = cap - off;
+        memcpy(x->buffer + off, f->rx + take, n);
+        off += n;
+        take += n;
+    }
+    memmove(f->rx, f->rx + take, f->rxlen - take);
+    f->rxlen -= take;
+    return (int)off;
+}
+
 /* Completes control and OUT transfers at once (control IN data all zeros); bulk IN waits
- * for data that never comes. After an unplug every transfer ends with NO_DEVICE. */
+ * for what the far end of its UART sends, which for a silent one never comes. After an
+ * unplug every transfer ends with NO_DEVICE. */
 int libusb_handle_events_timeout_completed(libusb_context *ctx, struct timeval *tv, int *completed)
 {
     uint64_t v;
@@ -338,6 +503,8 @@ int libusb_handle_events_timeout_completed(libusb_context *ctx, struct timeval *
             s = LIBUSB_TRANSFER_CANCELLED;
         else if (x->type == LIBUSB_TRANSFER_TYPE_CONTROL || !(x->endpoint & LIBUSB_ENDPOINT_IN)) {
             s = LIBUSB_TRANSFER_COMPLETED;
+        } else if (fake.ifs[ep_iface(x->endpoint)].rxlen) {
+            s = LIBUSB_TRANSFER_COMPLETED;
         } else {
             i++;
             continue;
@@ -357,8 +524,13 @@ int libusb_handle_events_timeout_completed(libusb_context *ctx, struct timeval *
             if (s->bmRequestType & LIBUSB_ENDPOINT_IN)
                 memset(libusb_control_transfer_get_data(x), 0, len);
             x->actual_length = st[i] == LIBUSB_TRANSFER_COMPLETED ? len : 0;
-        } else {
+        } else if (!(x->endpoint & LIBUSB_ENDPOINT_IN)) {
             x->actual_length = st[i] == LIBUSB_TRANSFER_COMPLETED ? x->length : 0;
+            if (st[i] == LIBUSB_TRANSFER_COMPLETED)
+                fake_uart_tx(ep_iface(x->endpoint), x->buffer, (size_t)x->length);
+        } else {
+            x->actual_length =
+                st[i] == LIBUSB_TRANSFER_COMPLETED ? fake_uart_rx(x->endpoint, x) : 0;
         }
         x->callback(x);
     }
@@ -492,6 +664,294 @@ START_TEST(test_unplug_replug_without_deadlock)
 }
 END_TEST
 
+/* ------------------------------------------------- two-port bridge through the daemon */
+
+#define BUDGET_MS 100u /* [usb] give_back_after for these tests */
+#define TEST_DEADLINE_MS                                                                           \
+    25000u /* a scenario not done by then has failed (the ISP greets
+                                   a silent ROM for about 8 s) */
+
+static struct {
+    uv_loop_t loop;
+    struct kpud_config cfg;
+    struct kpud_devices *devs;
+    uv_timer_t step;
+    int phase;
+    int done;
+    uint64_t t0, muted_at;
+    int mute_after_hello;  /* the agent port goes silent once it streams */
+    uint32_t budget_ms;    /* [usb] give_back_after */
+    int replug;            /* unplug and replug the bridge after the give-back */
+    int given_back_events; /* DeviceEvents saying "given back" */
+    char given_back_path[256];
+    char given_back_reason[160];
+} D;
+
+static void d_state(void *ctx, struct kpud_session *s, enum kpud_dev_state st, const char *reason)
+{
+    (void)ctx;
+    if (st == KPUD_DEV_LOST && strstr(reason, "given back to the kernel driver")) {
+        D.given_back_events++;
+        snprintf(D.given_back_path, sizeof(D.given_back_path), "%s",
+                 kpud_session_transport(s)->path);
+        snprintf(D.given_back_reason, sizeof(D.given_back_reason), "%s", reason);
+    }
+}
+
+static void d_closed(void *arg)
+{
+    (void)arg;
+    D.done = 1;
+}
+
+/* The session on interface `iface` ("...:if<n>"), or NULL when it is not a device. */
+static struct kpud_session *session_on(unsigned iface)
+{
+    char tail[8];
+
+    snprintf(tail, sizeof(tail), ":if%u", iface);
+    for (unsigned i = 0; i < kpud_devices_count(D.devs); i++) {
+        struct kpud_session *s = kpud_devices_at(D.devs, i);
+        const char *path = kpud_session_transport(s)->path;
+        size_t l = strlen(path);
+        if (l > strlen(tail) && strcmp(path + l - strlen(tail), tail) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+static enum kpud_dev_state state_of(struct kpud_session *s)
+{
+    struct kpud_session_info info;
+
+    if (!s)
+        return 0;
+    kpud_session_get_info(s, &info);
+    return info.state;
+}
+
+static void d_finish(uv_timer_t *tm)
+{
+    kpud_devices_close(D.devs, d_closed, NULL);
+    D.phase = 99;
+    uv_close((uv_handle_t *)tm, NULL);
+}
+
+/*
+ * Interface 0 is silent, interface 1 an agent. Phase 0: wait until interface 0 has been
+ * given back and interface 1 streams. Phase 1 (mute_after_hello): interface 1's agent
+ * stops answering right after it streamed; wait four budgets more, then stop.
+ */
+static void d_step(uv_timer_t *tm)
+{
+    uint64_t now = uv_now(&D.loop);
+    struct kpud_session *b = session_on(1);
+
+    ck_assert_msg(now - D.t0 < TEST_DEADLINE_MS, "scenario stuck in phase %d", D.phase);
+    switch (D.phase) {
+    case 0:
+        if (D.mute_after_hello && !fake.ifs[1].muted && state_of(b) == KPUD_DEV_STREAMING) {
+            fake.ifs[1].muted = 1; /* the board goes quiet after one good HELLO */
+            D.muted_at = now;
+        }
+        if (!fake.ifs[0].released || state_of(b) != KPUD_DEV_STREAMING)
+            return;
+        /* Given back: the interface released with the kernel driver re-attached, the
+         * session gone from the device list, watchers told why; the agent port untouched. */
+        ck_assert_int_eq(fake.ifs[0].claimed, 0);
+        ck_assert_int_eq(fake.ifs[0].reattached, 1);
+        ck_assert_int_eq(D.given_back_events, 1);
+        ck_assert_str_eq(D.given_back_path, "usb:3-1:if0");
+        {
+            char want[160];
+            snprintf(want, sizeof(want),
+                     "no kpud agent answered HELLO in %u %s; port given back to the kernel driver",
+                     D.budget_ms % 1000 ? D.budget_ms : D.budget_ms / 1000,
+                     D.budget_ms % 1000 ? "ms" : "s");
+            ck_assert_str_eq(D.given_back_reason, want);
+        }
+        ck_assert_ptr_null(session_on(0));
+        ck_assert_uint_eq(kpud_devices_count(D.devs), 1);
+        ck_assert_int_eq(fake.ifs[1].claimed, 1);
+        ck_assert_int_eq(fake.ifs[1].released, 0);
+        ck_assert_int_ge(fake.ifs[1].hellos, 1);
+        /* No HELLO budget is measured with a stopwatch here: only that it ran out. */
+        ck_assert_uint_ge(now - D.t0, D.budget_ms);
+        if (D.replug) {
+            fake.plugged = 0; /* unplug: transfers end NO_DEVICE, then the hotplug event */
+            fake.hp_left = fake.dev;
+            fake.dev = NULL;
+            fake_kick();
+            D.phase = 2;
+            return;
+        }
+        if (!D.mute_after_hello) {
+            d_finish(tm);
+            return;
+        }
+        D.phase = 1;
+        return;
+    case 1:
+        if (now - D.muted_at < 4 * D.budget_ms)
+            return;
+        /* Silent for four budgets after a good HELLO: still ours, still a device. */
+        ck_assert_int_eq(fake.ifs[1].claimed, 1);
+        ck_assert_int_eq(fake.ifs[1].released, 0);
+        ck_assert_ptr_nonnull(session_on(1));
+        ck_assert_int_eq(D.given_back_events, 1);
+        d_finish(tm);
+        return;
+    case 2: /* unplugged: once everything is released, plug it back in */
+        if (fake.handles_open)
+            return;
+        fake_plug();
+        fake.hp_cb(&fake.ctx, fake.dev, LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED, fake.hp_user);
+        D.phase = 3;
+        return;
+    case 3: /* the arrival probed interface 0 again: claimed, HELLO'd, given back again */
+        if (D.given_back_events < 2 || fake.ifs[0].released < 2 ||
+            state_of(b) != KPUD_DEV_STREAMING)
+            return;
+        ck_assert_int_eq(fake.ifs[0].reattached, 2);
+        ck_assert_ptr_null(session_on(0));
+        ck_assert_uint_eq(kpud_devices_count(D.devs), 1);
+        ck_assert_int_eq(fake.ifs[1].claimed, 1);
+        d_finish(tm);
+        return;
+    }
+}
+
+static void run_two_port(int interface, int mute_after_hello, const char *agent_image,
+                         uint32_t budget_ms)
+{
+    struct kpud_devices_hooks hooks = {.state = d_state};
+
+    memset(&fake, 0, sizeof(fake));
+    memset(&D, 0, sizeof(D));
+    fake.ft2232 = 1;
+    for (unsigned i = 0; i < FAKE_IFACES; i++)
+        klink_decoder_init(&fake.ifs[i].dec, fake.ifs[i].decbuf, sizeof(fake.ifs[i].decbuf));
+    fake.ifs[1].agent = 1;
+    fake_plug();
+    kpud_log_set_level(LOG_NOTICE); /* shows the give-back line */
+    kpud_config_defaults(&D.cfg);
+    snprintf(D.cfg.state_dir, sizeof(D.cfg.state_dir), "/nonexistent");
+    D.cfg.usb = 1;
+    D.cfg.usb_interface = interface;
+    D.cfg.usb_give_back_ms = D.budget_ms = budget_ms;
+    if (agent_image) {
+        D.cfg.agent_boot = KPUD_AGENT_BOOT_SRAM;
+        snprintf(D.cfg.agent_image, sizeof(D.cfg.agent_image), "%s", agent_image);
+    }
+    D.mute_after_hello = mute_after_hello;
+    ck_assert_int_eq(uv_loop_init(&D.loop), 0);
+    D.t0 = uv_now(&D.loop);
+    ck_assert_int_eq(kpud_devices_open(&D.loop, &D.cfg, NULL, &hooks, &D.devs), 0);
+    uv_timer_init(&D.loop, &D.step);
+    uv_timer_start(&D.step, d_step, 5, 5);
+}
+
+static void finish_two_port(void)
+{
+    ck_assert_int_eq(uv_run(&D.loop, UV_RUN_DEFAULT), 0);
+    ck_assert_int_eq(D.done, 1);
+    ck_assert_int_eq(fake.locked_calls, 0);
+    ck_assert_int_eq(fake.handles_open, 0);
+    ck_assert_int_eq(fake.claimed, 0);
+    ck_assert_uint_eq(fake.nxfers, 0);
+    /* Every reference kpud took was dropped: a device unplugged has none left, the present
+     * one only libusb's own. */
+    for (unsigned k = 0; k < fake.ndevs; k++) {
+        ck_assert_int_eq(fake.devs[k]->refs, k + 1 == fake.ndevs ? 1 : 0);
+        free(fake.devs[k]);
+    }
+    ck_assert_int_eq(uv_loop_close(&D.loop), 0);
+}
+
+START_TEST(test_two_port_silent_one_given_back)
+{
+    run_two_port(-1, 0, NULL, BUDGET_MS);
+    finish_two_port();
+    ck_assert_int_eq(D.phase, 99);
+    /* The agent port was released once, at shutdown, and given back then too. */
+    ck_assert_int_eq(fake.ifs[0].released, 1);
+    ck_assert_int_eq(fake.ifs[1].released, 1);
+    ck_assert_int_eq(fake.ifs[1].reattached, 1);
+}
+END_TEST
+
+START_TEST(test_port_that_said_hello_is_kept)
+{
+    run_two_port(-1, 1, NULL, BUDGET_MS);
+    finish_two_port();
+    ck_assert_int_eq(D.phase, 99);
+    ck_assert_int_ne(D.muted_at, 0);
+    ck_assert_int_eq(fake.ifs[1].released, 1); /* at shutdown only */
+}
+END_TEST
+
+/* A given-back port is probed again when its device arrives again (a replug). */
+START_TEST(test_given_back_port_probed_again_on_replug)
+{
+    run_two_port(-1, 0, NULL, BUDGET_MS);
+    D.replug = 1;
+    finish_two_port();
+    ck_assert_int_eq(D.phase, 99);
+    ck_assert_int_eq(D.given_back_events, 2);
+    ck_assert_int_eq(fake.ifs[0].released, 2);
+}
+END_TEST
+
+/* interface = 1: interface 0 is never opened, so it is never given back either. */
+static void one_step(uv_timer_t *tm)
+{
+    struct kpud_session *b = session_on(1);
+
+    ck_assert_msg(uv_now(&D.loop) - D.t0 < TEST_DEADLINE_MS, "agent port never streamed");
+    if (state_of(b) != KPUD_DEV_STREAMING || uv_now(&D.loop) - D.t0 < 2 * D.budget_ms)
+        return;
+    ck_assert_uint_eq(kpud_devices_count(D.devs), 1);
+    ck_assert_int_eq(fake.ifs[0].claimed, 0);
+    ck_assert_int_eq(fake.ifs[0].released, 0);
+    ck_assert_int_eq(D.given_back_events, 0);
+    d_finish(tm);
+}
+
+START_TEST(test_explicit_interface_alone)
+{
+    run_two_port(1, 0, NULL, BUDGET_MS);
+    uv_timer_stop(&D.step);
+    uv_timer_start(&D.step, one_step, 5, 5);
+    finish_two_port();
+    ck_assert_int_eq(D.phase, 99);
+    ck_assert_int_eq(fake.ifs[1].released, 1);
+}
+END_TEST
+
+/* agent_boot = sram: no ROM answers the ISP on either port (the fake agent speaks only
+ * klink), so both boots fail; the boot failure then counts like a silent port: interface 0
+ * is given back once its HELLO budget has run out, interface 1's agent answers HELLO. The
+ * ISP's bytes spoil the first HELLO frame at the agent (no delimiter before it), so the
+ * budget leaves room for the session's retry after its 1 s request timeout. */
+#define ISP_BUDGET_MS 3000u
+START_TEST(test_failed_agent_boot_given_back)
+{
+    char image[] = "/tmp/kpud-check-usb-image-XXXXXX";
+    static const uint8_t code[64] = {0x13}; /* any bytes: never reaches a K210 */
+    int fd = mkstemp(image);
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, code, sizeof(code)), (ssize_t)sizeof(code));
+    close(fd);
+    run_two_port(-1, 0, image, ISP_BUDGET_MS);
+    finish_two_port();
+    unlink(image);
+    ck_assert_int_eq(D.phase, 99);
+    ck_assert_int_eq(fake.ifs[0].released, 1);
+    ck_assert_int_eq(fake.ifs[0].reattached, 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("usb_transport");
@@ -500,6 +960,14 @@ int main(void)
     int failed;
 
     tcase_add_test(tc, test_unplug_replug_without_deadlock);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("give_back");
+    tcase_set_timeout(tc, 40);
+    tcase_add_test(tc, test_two_port_silent_one_given_back);
+    tcase_add_test(tc, test_port_that_said_hello_is_kept);
+    tcase_add_test(tc, test_given_back_port_probed_again_on_replug);
+    tcase_add_test(tc, test_explicit_interface_alone);
+    tcase_add_test(tc, test_failed_agent_boot_given_back);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -14,9 +14,12 @@ kpu_test(check_usb_isp SOURCES ${CMAKE_CURRENT_LIST_DIR}/check_usb_isp.c
 
 # The transport itself (daemon/link/transport_usb.c) against a fake libusb defined in the
 # test: unplug and replug, and no libusb_open/close from inside libusb's event handling
-# (the issue 7 hang). Only libusb's headers are used, never the library.
-kpu_test(check_usb_transport SOURCES ${CMAKE_CURRENT_LIST_DIR}/check_usb_transport.c
-         ${CMAKE_SOURCE_DIR}/daemon/link/transport_usb.c ${CMAKE_SOURCE_DIR}/daemon/log.c
-         LIBS kpud_usb_pure PkgConfig::LIBUV TIMEOUT 30 LABELS usb)
-target_include_directories(check_usb_transport PRIVATE ${CMAKE_SOURCE_DIR}/daemon
-    ${CMAKE_SOURCE_DIR}/daemon/link ${LIBUSB_INCLUDE_DIRS})
+# (the issue 7 hang); a two-port FT2232 through the real device manager and sessions,
+# whose port without an agent is given back (issue 7, "HELLO decides"). The test's own
+# libusb_* definitions win over the library kpud_core links.
+if(TARGET kpud_core)
+    kpu_test(check_usb_transport SOURCES ${CMAKE_CURRENT_LIST_DIR}/check_usb_transport.c
+             LIBS kpud_core TIMEOUT 60 LABELS usb)
+    target_include_directories(check_usb_transport PRIVATE ${CMAKE_SOURCE_DIR}/daemon
+        ${CMAKE_SOURCE_DIR}/daemon/link ${LIBUSB_INCLUDE_DIRS})
+endif()

@@ -568,12 +568,29 @@ struct kpu_client_agent_info {
     const char *agent_version;
     const char *expected_version;
     uint32_t progress_permille;
+    const char *phase; /* since 1.1: "isp", "hello", "write", "verify", "reboot"; "" at the end */
 };
 
 /* kpu_client_agent_control - agent firmware action on device. Admin for anything but
- * KPU_CLIENT_AGENT_VERSION. *ret_info: one block (kpu_client_free). */
+ * KPU_CLIENT_AGENT_VERSION. *ret_info: one block (kpu_client_free). A boot or flash can
+ * take minutes at 115200 baud: the call waits as long as kpud reports progress. */
 KPU_CLIENT_EXPORT int kpu_client_agent_control(kpu_client_t *client, const char *device, int action,
                                                struct kpu_client_agent_info **ret_info);
+
+/* Progress of a boot or flash: info (valid during the call) has progress_permille and phase.
+ * Return nonzero to stop waiting (the call returns KPU_CLIENT_ECANCELED; kpud finishes the
+ * job on its own). */
+typedef int (*kpu_client_agent_progress_cb)(kpu_client_t *client,
+                                            const struct kpu_client_agent_info *info,
+                                            void *user_data);
+
+/* kpu_client_agent_control_progress - kpu_client_agent_control with progress reports
+ * (progress may be NULL). Since 1.1; a kpud of protocol 1.0 sends no progress. */
+KPU_CLIENT_EXPORT int kpu_client_agent_control_progress(kpu_client_t *client, const char *device,
+                                                        int action,
+                                                        kpu_client_agent_progress_cb progress,
+                                                        void *user_data,
+                                                        struct kpu_client_agent_info **ret_info);
 
 /* ------------------------------------------------------------------------------------- */
 /* Live events: bring your own loop */

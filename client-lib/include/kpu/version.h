@@ -8,9 +8,9 @@
 #define KPU_VERSION_H
 
 #define KPU_CLIENT_VERSION_MAJOR 1
-#define KPU_CLIENT_VERSION_MINOR 0
+#define KPU_CLIENT_VERSION_MINOR 1
 #define KPU_CLIENT_VERSION_PATCH 0
-#define KPU_CLIENT_VERSION_STRING "1.0.0"
+#define KPU_CLIENT_VERSION_STRING "1.1.0"
 
 /* One number for comparisons: 0x010000 for 1.0.0. */
 #define KPU_CLIENT_VERSION_HEX                                                                     \
@@ -18,6 +18,6 @@
 
 /* The kpu.ipc wire version this library speaks (docs/protocol.md §5). */
 #define KPU_CLIENT_PROTOCOL_MAJOR 1
-#define KPU_CLIENT_PROTOCOL_MINOR 0
+#define KPU_CLIENT_PROTOCOL_MINOR 1
 
 #endif /* KPU_VERSION_H */
