@@ -134,6 +134,10 @@ static void on_hello(struct kpud_session *s, const Kpu__Link__V1__AgentHello *h,
     kpud_session_get_info(s, &info);
     /* An agent answered: a usb port is ours for good (no give-back). */
     kpud_transport_usb_agent_seen(v->t);
+    if (strcmp(info.agent_version, KPUD_VERSION) != 0 && strcmp(t->ops->kind, "replay") != 0)
+        log_notice("device %s: agent %s, this kpud ships %s (kpuctl agent flash %s installs it)",
+                   info.id, info.agent_version[0] ? info.agent_version : "(unnamed)", KPUD_VERSION,
+                   info.id);
     /* The model the agent runs: the selected stored model, else the configured one. */
     for (size_t i = 0; i < h->n_models; i++)
         if (h->models[i]->selected && h->models[i]->name)
@@ -486,7 +490,6 @@ static void usb_given_back(void *ctx, struct kpud_transport *t, const char *reas
     struct kpud_session_info info;
     struct dev *v = NULL;
     unsigned i;
-    char told[sizeof(info.last_error)];
 
     for (i = 0; i < d->n; i++)
         if (d->devs[i]->t == t)
@@ -495,10 +498,12 @@ static void usb_given_back(void *ctx, struct kpud_transport *t, const char *reas
         return; /* a shutdown closes it anyway */
     v = d->devs[i];
     kpud_session_get_info(v->s, &info);
-    snprintf(told, sizeof(told), "link down: %s", reason);
-    if (info.state != KPUD_DEV_LOST || strcmp(info.last_error, told) != 0)
-        if (d->hooks.state)
-            d->hooks.state(d->hooks.ctx, v->s, KPUD_DEV_LOST, reason);
+    if (d->store && strncmp(info.id, "port:", 5) != 0 &&
+        kpud_store_device_event(d->store, info.id, now_ns(), kpud_dev_state_name(KPUD_DEV_RELEASED),
+                                reason) < 0)
+        log_warn("device %s: event not stored", info.id);
+    if (d->hooks.state)
+        d->hooks.state(d->hooks.ctx, v->s, KPUD_DEV_RELEASED, reason);
     end_store_session(v);
     memmove(&d->devs[i], &d->devs[i + 1], (d->n - i - 1) * sizeof(d->devs[0]));
     d->n--;

@@ -101,6 +101,12 @@ struct kpud_session {
     char *rec_path;
     uint64_t rec_bytes;
     uint64_t rec_t0_ms;
+    /* A capture started before the first handshake: its header is written padded to
+     * rec_hdr_len and rewritten in place once the agent has said who it is. */
+    int rec_hdr_pending;
+    size_t rec_hdr_len;
+    char rec_date[32];
+    char *rec_notes;
     int closing;
     int handles_open;
     void (*done)(void *arg);
@@ -117,6 +123,7 @@ static const char *const state_names[] = {
     [KPUD_DEV_LOST] = "lost",
     [KPUD_DEV_BACKOFF] = "backoff",
     [KPUD_DEV_IDLE] = "idle",
+    [KPUD_DEV_RELEASED] = "released",
 };
 
 const char *kpud_dev_state_name(enum kpud_dev_state st)
@@ -134,6 +141,7 @@ static int64_t wall_ns(void)
 }
 
 static void notify_hello_waiter(struct kpud_session *s, int status);
+static void rec_header_fixup(struct kpud_session *s);
 
 static void set_state(struct kpud_session *s, enum kpud_dev_state st, const char *reason)
 {
@@ -431,6 +439,7 @@ static void handle_agent_hello(struct kpud_session *s, const Kpu__Link__V1__Agen
     log_info("device %s: agent %s on %s (%s), reset cause %s%s", s->info.id, s->info.agent_version,
              s->info.board, s->info.sensor, s->info.reset_cause,
              waiting ? "" : ": the agent restarted");
+    rec_header_fixup(s);
     if (s->cbs.hello)
         s->cbs.hello(s, h, s->user);
     set_state(s, KPUD_DEV_CONFIGURING, "agent said hello");
@@ -1114,13 +1123,51 @@ int kpud_session_reset(struct kpud_session *s)
     return r;
 }
 
+/* The capture header (kcap.h) for the session's current identity, notes folded to one
+ * line, padded with newlines to at least pad bytes (readers skip empty lines). */
+static void rec_header(const struct kpud_session *s, const char *date, const char *notes,
+                       size_t pad, char *out, size_t cap)
+{
+    size_t n;
+
+    snprintf(out, cap,
+             "board=%s\nagent_version=%s\ndate=%s\ntransport=%s\npath=%s\ndevice=%s\nnotes=%s\n",
+             s->info.board, s->info.agent_version, date, s->t->ops->kind, s->t->path, s->info.id,
+             notes ? notes : "");
+    /* Notes are one line by format: fold any newline the user typed. */
+    for (char *p = strstr(out, "notes="); p && *p; p++)
+        if (*p == '\n' && p[1] != 0)
+            *p = ' ';
+    for (n = strlen(out); n < pad && n + 1 < cap; n++)
+        out[n] = '\n';
+    out[n] = 0;
+}
+
+#define REC_HEADER_RESERVE 512u /* room for the identity learned after the capture began */
+
+/* The handshake told who the board is: complete a capture header written before it. */
+static void rec_header_fixup(struct kpud_session *s)
+{
+    char header[1024];
+
+    if (!s->rec || !s->rec_hdr_pending)
+        return;
+    s->rec_hdr_pending = 0;
+    rec_header(s, s->rec_date, s->rec_notes, s->rec_hdr_len, header, sizeof(header));
+    if (strlen(header) != s->rec_hdr_len || fflush(s->rec) != 0 ||
+        fseek(s->rec, 12, SEEK_SET) != 0 ||
+        fwrite(header, 1, s->rec_hdr_len, s->rec) != s->rec_hdr_len ||
+        fseek(s->rec, 0, SEEK_END) != 0)
+        log_warn("device %s: the capture's header keeps the identity it began with", s->info.id);
+}
+
 int kpud_session_record_start(struct kpud_session *s, const char *path, const char *notes)
 {
     char header[1024];
     time_t now = time(NULL);
     struct tm tmv;
-    char date[32];
     FILE *f;
+    int pending = s->info.agent_version[0] == 0;
 
     if (s->rec)
         return -EBUSY;
@@ -1128,15 +1175,8 @@ int kpud_session_record_start(struct kpud_session *s, const char *path, const ch
     if (!f)
         return -errno;
     gmtime_r(&now, &tmv);
-    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", &tmv);
-    snprintf(header, sizeof(header),
-             "board=%s\nagent_version=%s\ndate=%s\ntransport=%s\npath=%s\ndevice=%s\nnotes=%s\n",
-             s->info.board, s->info.agent_version, date, s->t->ops->kind, s->t->path, s->info.id,
-             notes ? notes : "");
-    /* Notes are one line by format: fold any newline the user typed. */
-    for (char *p = strstr(header, "notes="); p && *p; p++)
-        if (*p == '\n' && p[1] != 0)
-            *p = ' ';
+    strftime(s->rec_date, sizeof(s->rec_date), "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    rec_header(s, s->rec_date, notes, pending ? REC_HEADER_RESERVE : 0, header, sizeof(header));
     if (kcap_write_header(f, header) < 0) {
         fclose(f);
         unlink(path);
@@ -1146,6 +1186,10 @@ int kpud_session_record_start(struct kpud_session *s, const char *path, const ch
     s->rec = f;
     s->rec_bytes = 12 + strlen(header);
     s->rec_t0_ms = uv_now(s->loop);
+    s->rec_hdr_pending = pending;
+    s->rec_hdr_len = strlen(header);
+    free(s->rec_notes);
+    s->rec_notes = pending && notes ? strdup(notes) : NULL;
     return 0;
 }
 
@@ -1158,6 +1202,9 @@ uint64_t kpud_session_record_stop(struct kpud_session *s)
     s->rec = NULL;
     free(s->rec_path);
     s->rec_path = NULL;
+    free(s->rec_notes);
+    s->rec_notes = NULL;
+    s->rec_hdr_pending = 0;
     s->rec_bytes = 0;
     return n;
 }

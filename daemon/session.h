@@ -30,7 +30,8 @@ enum kpud_dev_state {
     KPUD_DEV_LOST = 6,
     KPUD_DEV_BACKOFF = 7,
     KPUD_DEV_IDLE = 8,
-}; /* values match kpu.ipc.v1.DeviceState */
+    KPUD_DEV_RELEASED = 9, /* a usb port given back (devices.c); never a session's state */
+};                         /* values match kpu.ipc.v1.DeviceState */
 
 /* kpud_dev_state_name - "streaming", "lost", ... */
 const char *kpud_dev_state_name(enum kpud_dev_state st);

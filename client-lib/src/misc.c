@@ -53,7 +53,7 @@ KPU_CLIENT_EXPORT const char *kpu_client_version_string(void)
 KPU_CLIENT_EXPORT const char *kpu_client_device_state_name(int state)
 {
     static const char *const names[] = {"unknown",   "probing", "booting", "hello", "configuring",
-                                        "streaming", "lost",    "backoff", "idle"};
+                                        "streaming", "lost",    "backoff", "idle",  "released"};
     if (state < 0 || (size_t)state >= sizeof(names) / sizeof(names[0]))
         return "unknown";
     return names[state];

@@ -17,7 +17,6 @@
  */
 #include <endian.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/usb/ch9.h>
 #include <linux/usb/functionfs.h>
 #include <poll.h>
@@ -27,10 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "ffs_double.h"
 #include "isp.h"
 
 #define MPS 32             /* full-speed bulk wMaxPacketSize of a CH340 */
@@ -43,25 +41,9 @@ static int reply_pipe[2];
 static uint8_t regs[256];
 static int dtr, rts, prev_rts;
 static atomic_int isp_mode;
-static double t0;
 static struct kpud_slip_dec dec;
 static uint8_t image[8 * 1024 * 1024];
 static size_t image_len;
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-#define LOG(...)                                                                                   \
-    do {                                                                                           \
-        printf("[ch340_double %8.3f] ", now() - t0);                                               \
-        printf(__VA_ARGS__);                                                                       \
-        putchar('\n');                                                                             \
-        fflush(stdout);                                                                            \
-    } while (0)
 
 static const struct {
     struct usb_functionfs_descs_head_v2 header;
@@ -258,12 +240,9 @@ static void isp_frame(const uint8_t *f, size_t len)
 
 static void *out_thread(void *a)
 {
-    char path[256];
     uint8_t buf[MPS];
-    int fd;
+    int fd = ffs_open_ep(ffs_dir, 2);
 
-    snprintf(path, sizeof(path), "%s/ep2", ffs_dir);
-    fd = open(path, O_RDWR);
     for (;;) {
         /* Exactly one packet per read: a larger read would wait for a short packet. */
         ssize_t n = read(fd, buf, sizeof(buf));
@@ -277,12 +256,7 @@ static void *out_thread(void *a)
                     isp_frame(dec.buf, dec.len);
             continue;
         }
-        for (ssize_t off = 0; off < n;) {
-            ssize_t w = write(backend, buf + off, (size_t)(n - off));
-            if (w <= 0)
-                break;
-            off += w;
-        }
+        ffs_write_all(backend, buf, (size_t)n);
     }
     return a;
 }
@@ -310,12 +284,9 @@ static void send_in(int fd, const uint8_t *buf, ssize_t n)
 
 static void *in_thread(void *a)
 {
-    char path[256];
     uint8_t buf[4096];
-    int fd;
+    int fd = ffs_open_ep(ffs_dir, 1);
 
-    snprintf(path, sizeof(path), "%s/ep1", ffs_dir);
-    fd = open(path, O_RDWR);
     for (;;) {
         struct pollfd p[2] = {{backend, POLLIN, 0}, {reply_pipe[0], POLLIN, 0}};
         if (poll(p, 2, -1) < 0)
@@ -337,57 +308,25 @@ static void *in_thread(void *a)
 
 int main(int argc, char **argv)
 {
-    static const char *names[] = {"BIND",  "UNBIND",  "ENABLE", "DISABLE",
-                                  "SETUP", "SUSPEND", "RESUME"};
-    struct termios t;
     pthread_t a, b;
-    char path[256];
     int ep0;
 
-    t0 = now();
+    ffs_log_init("ch340_double");
     if (argc < 3) {
         fprintf(stderr, "usage: %s FFS_DIR BACKEND_TTY\n", argv[0]);
         return 1;
     }
     ffs_dir = argv[1];
-    backend = open(argv[2], O_RDWR | O_NOCTTY);
-    if (backend < 0 || pipe(reply_pipe) < 0) {
-        perror(argv[2]);
+    backend = ffs_open_backend(argv[2]);
+    if (backend < 0 || pipe(reply_pipe) < 0)
         return 1;
-    }
-    if (tcgetattr(backend, &t) == 0) {
-        cfmakeraw(&t);
-        cfsetspeed(&t, B115200);
-        tcsetattr(backend, TCSANOW, &t);
-    }
     regs[0x05] = 0x01;
     regs[0x18] = 0xc3;
-    snprintf(path, sizeof(path), "%s/ep0", ffs_dir);
-    ep0 = open(path, O_RDWR);
-    if (ep0 < 0) {
-        perror(path);
+    ep0 = ffs_open_ep0(ffs_dir, &descriptors, sizeof(descriptors), &strings, sizeof(strings));
+    if (ep0 < 0)
         return 1;
-    }
-    if (write(ep0, &descriptors, sizeof(descriptors)) < 0 ||
-        write(ep0, &strings, sizeof(strings)) < 0) {
-        perror("descriptors");
-        return 1;
-    }
     LOG("descriptors written");
     pthread_create(&a, NULL, out_thread, NULL);
     pthread_create(&b, NULL, in_thread, NULL);
-    for (;;) {
-        struct usb_functionfs_event ev;
-        ssize_t n = read(ep0, &ev, sizeof(ev));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            perror("ep0 read");
-            return 1;
-        }
-        if (ev.type == FUNCTIONFS_SETUP)
-            handle_setup(ep0, &ev.u.setup);
-        else
-            LOG("event %s", ev.type < 7 ? names[ev.type] : "?");
-    }
+    return ffs_ep0_loop(ep0, handle_setup);
 }

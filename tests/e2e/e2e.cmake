@@ -10,13 +10,18 @@ if(NOT KPU_E2E OR NOT TARGET kpud OR NOT TARGET kpu-agent-sim OR NOT TARGET kpuc
     return()
 endif()
 find_package(Threads REQUIRED)
+# FunctionFS plumbing and the log, shared by both doubles.
+add_library(kpu_ffs_double STATIC ${CMAKE_SOURCE_DIR}/tests/e2e/ffs_double.c)
+target_include_directories(kpu_ffs_double PUBLIC ${CMAKE_SOURCE_DIR}/tests/e2e)
+target_link_libraries(kpu_ffs_double PUBLIC Threads::Threads)
+kpu_target_defaults(kpu_ffs_double)
 add_executable(ch340_double ${CMAKE_SOURCE_DIR}/tests/e2e/ch340_double.c)
-target_link_libraries(ch340_double PRIVATE kpud_usb_pure Threads::Threads)
+target_link_libraries(ch340_double PRIVATE kpud_usb_pure kpu_ffs_double)
 kpu_target_defaults(ch340_double)
 # The FT2232H double checks kpud's requests against the kernel driver's rules written out
 # in its own source: it links nothing of kpud.
 add_executable(ft2232_double ${CMAKE_SOURCE_DIR}/tests/e2e/ft2232_double.c)
-target_link_libraries(ft2232_double PRIVATE Threads::Threads)
+target_link_libraries(ft2232_double PRIVATE kpu_ffs_double)
 kpu_target_defaults(ft2232_double)
 add_executable(e2e_dbcheck ${CMAKE_SOURCE_DIR}/tests/e2e/e2e_dbcheck.c)
 target_link_libraries(e2e_dbcheck PRIVATE PkgConfig::SQLITE3)

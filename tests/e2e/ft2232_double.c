@@ -29,7 +29,6 @@
  */
 #include <endian.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/usb/ch9.h>
 #include <linux/usb/functionfs.h>
 #include <poll.h>
@@ -40,9 +39,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "ffs_double.h"
 
 #define MPS 64 /* full-speed bulk wMaxPacketSize (ftdi_set_max_packet_size) */
 #define HDR 2  /* modem status, line status at the start of every IN packet */
@@ -87,27 +86,8 @@ struct port {
 
 static const char *ffs_dir;
 static int backend = -1;
-static double t0;
 static struct port ports[PORTS] = {{.name = 'A', .ep_in = 1, .ep_out = 2},
                                    {.name = 'B', .ep_in = 3, .ep_out = 4}};
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-#define LOG(...)                                                                                   \
-    do {                                                                                           \
-        pthread_mutex_lock(&log_lock);                                                             \
-        printf("[ft2232_double %8.3f] ", now() - t0);                                              \
-        printf(__VA_ARGS__);                                                                       \
-        putchar('\n');                                                                             \
-        fflush(stdout);                                                                            \
-        pthread_mutex_unlock(&log_lock);                                                           \
-    } while (0)
 
 #define EP(addr, dir)                                                                              \
     {                                                                                              \
@@ -331,18 +311,6 @@ static void handle_setup(int ep0, const struct usb_ctrlrequest *c)
 
 /* ---- bulk endpoints ---- */
 
-static int open_ep(int num)
-{
-    char path[256];
-    int fd;
-
-    snprintf(path, sizeof(path), "%s/ep%d", ffs_dir, num);
-    fd = open(path, O_RDWR);
-    if (fd < 0)
-        perror(path);
-    return fd;
-}
-
 static int idle_ms(const struct port *p)
 {
     int l = atomic_load(&p->latency);
@@ -448,7 +416,7 @@ static void *port_b_in(void *arg)
     static uint8_t data[4096];
     uint8_t status[HDR];
     size_t ci = 0, have = 0;
-    int fd = open_ep(p->ep_in), open_run = 0;
+    int fd = ffs_open_ep(ffs_dir, p->ep_in), open_run = 0;
     double first = 0;
 
     put_packet(status, NULL, 0);
@@ -457,7 +425,7 @@ static void *port_b_in(void *arg)
         /* Holding bytes: wait out the hold. After a run that ended on a full packet the
          * host's read is still open: end it after the latency timer, as the chip flushes.
          * Otherwise send idle status packets. */
-        int timeout = have       ? (int)(HOLD_MS - (now() - first) * 1000.0)
+        int timeout = have       ? (int)(HOLD_MS - (ffs_now() - first) * 1000.0)
                       : open_run ? atomic_load(&p->latency)
                                  : idle_ms(p);
         int r = poll(&pf, 1, timeout < 0 ? 0 : timeout);
@@ -465,41 +433,17 @@ static void *port_b_in(void *arg)
             ssize_t n = read(backend, data + have, sizeof(data) - have);
             if (n > 0) {
                 if (!have)
-                    first = now();
+                    first = ffs_now();
                 have += (size_t)n;
             }
         }
         if (have && (have >= run_capacity(ci) || have == sizeof(data) ||
-                     (now() - first) * 1000.0 >= HOLD_MS)) {
+                     (ffs_now() - first) * 1000.0 >= HOLD_MS)) {
             open_run = emit(p, fd, data, have, &ci);
             have = 0;
         } else if (r == 0 && !have) {
             send_run(p, fd, status, HDR);
             open_run = 0;
-        }
-    }
-    return NULL;
-}
-
-static void *port_b_out(void *arg)
-{
-    struct port *p = arg;
-    uint8_t buf[MPS];
-    int fd = open_ep(p->ep_out);
-
-    for (;;) {
-        /* Exactly one packet per read: a larger read would wait for a short packet. */
-        ssize_t n = read(fd, buf, sizeof(buf));
-        if (n < 0) {
-            usleep(10000);
-            continue;
-        }
-        atomic_fetch_add(&p->out_bytes, (unsigned long)n);
-        for (ssize_t off = 0; off < n;) {
-            ssize_t w = write(backend, buf + off, (size_t)(n - off));
-            if (w <= 0)
-                break;
-            off += w;
         }
     }
     return NULL;
@@ -511,7 +455,7 @@ static void *port_a_in(void *arg)
 {
     struct port *p = arg;
     uint8_t status[HDR];
-    int fd = open_ep(p->ep_in);
+    int fd = ffs_open_ep(ffs_dir, p->ep_in);
 
     put_packet(status, NULL, 0);
     for (;;) {
@@ -521,20 +465,25 @@ static void *port_a_in(void *arg)
     return NULL;
 }
 
-static void *port_a_out(void *arg)
+/* OUT data: port B's goes to the agent, port A's is swallowed (logged once). */
+static void *port_out(void *arg)
 {
     struct port *p = arg;
     uint8_t buf[MPS];
-    int fd = open_ep(p->ep_out);
+    int fd = ffs_open_ep(ffs_dir, p->ep_out);
 
     for (;;) {
+        /* Exactly one packet per read: a larger read would wait for a short packet. */
         ssize_t n = read(fd, buf, sizeof(buf));
         if (n < 0) {
             usleep(10000);
             continue;
         }
-        if (atomic_fetch_add(&p->out_bytes, (unsigned long)n) == 0)
+        if (p == &ports[PORT_B])
+            ffs_write_all(backend, buf, (size_t)n);
+        else if (atomic_load(&p->out_bytes) == 0)
             LOG("port A: first OUT data (%zd bytes), swallowed", n);
+        atomic_fetch_add(&p->out_bytes, (unsigned long)n);
     }
     return NULL;
 }
@@ -568,43 +517,24 @@ static void *signals(void *arg)
 
 int main(int argc, char **argv)
 {
-    static const char *names[] = {"BIND",  "UNBIND",  "ENABLE", "DISABLE",
-                                  "SETUP", "SUSPEND", "RESUME"};
     static sigset_t set;
-    struct termios t;
     pthread_t th;
-    char path[256];
     int ep0;
 
-    t0 = now();
+    ffs_log_init("ft2232_double");
     if (argc < 3) {
         fprintf(stderr, "usage: %s FFS_DIR BACKEND_TTY\n", argv[0]);
         return 1;
     }
     ffs_dir = argv[1];
-    backend = open(argv[2], O_RDWR | O_NOCTTY);
-    if (backend < 0) {
-        perror(argv[2]);
+    backend = ffs_open_backend(argv[2]);
+    if (backend < 0)
         return 1;
-    }
-    if (tcgetattr(backend, &t) == 0) {
-        cfmakeraw(&t);
-        cfsetspeed(&t, B115200);
-        tcsetattr(backend, TCSANOW, &t);
-    }
     for (int i = 0; i < PORTS; i++)
         atomic_store(&ports[i].latency, LATENCY_DEFAULT);
-    snprintf(path, sizeof(path), "%s/ep0", ffs_dir);
-    ep0 = open(path, O_RDWR);
-    if (ep0 < 0) {
-        perror(path);
+    ep0 = ffs_open_ep0(ffs_dir, &descriptors, sizeof(descriptors), &strings, sizeof(strings));
+    if (ep0 < 0)
         return 1;
-    }
-    if (write(ep0, &descriptors, sizeof(descriptors)) < 0 ||
-        write(ep0, &strings, sizeof(strings)) < 0) {
-        perror("descriptors");
-        return 1;
-    }
     LOG("descriptors written: FT2232H double, port A silent, port B bridged to %s", argv[2]);
     sigemptyset(&set);
     sigaddset(&set, SIGUSR1);
@@ -612,21 +542,8 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by every thread: sigwait gets them */
     pthread_create(&th, NULL, signals, &set);
     pthread_create(&th, NULL, port_a_in, &ports[0]);
-    pthread_create(&th, NULL, port_a_out, &ports[0]);
+    pthread_create(&th, NULL, port_out, &ports[0]);
     pthread_create(&th, NULL, port_b_in, &ports[PORT_B]);
-    pthread_create(&th, NULL, port_b_out, &ports[PORT_B]);
-    for (;;) {
-        struct usb_functionfs_event ev;
-        ssize_t n = read(ep0, &ev, sizeof(ev));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            perror("ep0 read");
-            return 1;
-        }
-        if (ev.type == FUNCTIONFS_SETUP)
-            handle_setup(ep0, &ev.u.setup);
-        else
-            LOG("event %s", ev.type < 7 ? names[ev.type] : "?");
-    }
+    pthread_create(&th, NULL, port_out, &ports[PORT_B]);
+    return ffs_ep0_loop(ep0, handle_setup);
 }

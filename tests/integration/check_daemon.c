@@ -163,6 +163,42 @@ START_TEST(tty_transport_over_a_pty)
 }
 END_TEST
 
+/* kpud --record from the start: the capture begins before the board has said who it is,
+ * yet its header must carry the identity (rewritten in place after the handshake). */
+START_TEST(record_from_start_names_the_board)
+{
+    static char rec_arg[600];
+    const char *extra[] = {rec_arg, NULL};
+    char hdr[1024], dev[64], want[128];
+    uint8_t head[12];
+    uint32_t len;
+    FILE *f;
+    pid_t pid;
+
+    if (!h_need_data(FACE_MODEL) || !h_need_data(ASTRONAUT))
+        return;
+    snprintf(rec_arg, sizeof(rec_arg), "--record=%s", h_path("start.kcap"));
+    pid = start_kpud(ASTRONAUT, extra);
+    ck_assert_int_ge(h_wait_db(db(), "SELECT count(*) FROM frames", 3, WAIT_MS), 3);
+    ck_assert_int_eq(h_stop(pid, 20000), 0);
+    ck_assert_int_eq(h_db_text(db(), "SELECT id FROM devices", dev, sizeof(dev)), 0);
+    f = fopen(h_path("start.kcap"), "rb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fread(head, 1, sizeof(head), f), sizeof(head));
+    ck_assert_int_eq(memcmp(head, "KCAP", 4), 0);
+    len = (uint32_t)head[8] | (uint32_t)head[9] << 8 | (uint32_t)head[10] << 16 |
+          (uint32_t)head[11] << 24;
+    ck_assert_uint_lt(len, sizeof(hdr));
+    ck_assert_uint_eq(fread(hdr, 1, len, f), len);
+    hdr[len] = 0;
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(hdr, "board=sim\n"));
+    ck_assert_ptr_null(strstr(hdr, "agent_version=\n"));
+    snprintf(want, sizeof(want), "device=%s\n", dev);
+    ck_assert_msg(strstr(hdr, want) != NULL, "header has no '%s':\n%s", want, hdr);
+}
+END_TEST
+
 /* Fault matrix: each kpu-agent-sim fault; the daemon survives, recovers, counts the loss
  * and stores only correct detections. */
 struct fault_case {
@@ -282,6 +318,7 @@ static Suite *daemon_suite(void)
     tcase_add_test(tc, sim_streams_face_into_sqlite);
     tcase_add_test(tc, sim_two_faces_two_boxes);
     tcase_add_test(tc, tty_transport_over_a_pty);
+    tcase_add_test(tc, record_from_start_names_the_board);
     tcase_add_loop_test(tc, fault_matrix, 0, (int)(sizeof(faults) / sizeof(faults[0])));
     tcase_add_test(tc, kill9_during_ingest_keeps_database_sound);
     tcase_add_test(tc, bad_configuration_is_refused_clearly);

@@ -690,7 +690,8 @@ static struct {
 static void d_state(void *ctx, struct kpud_session *s, enum kpud_dev_state st, const char *reason)
 {
     (void)ctx;
-    if (st == KPUD_DEV_LOST && strstr(reason, "given back to the kernel driver")) {
+    /* The link-down (state lost) may say it too; the release is told exactly once. */
+    if (st == KPUD_DEV_RELEASED && strstr(reason, "given back to the kernel driver")) {
         D.given_back_events++;
         snprintf(D.given_back_path, sizeof(D.given_back_path), "%s",
                  kpud_session_transport(s)->path);

@@ -119,6 +119,7 @@ enum kpu_client_device_state {
     KPU_CLIENT_DEVICE_LOST = 6,
     KPU_CLIENT_DEVICE_BACKOFF = 7,
     KPU_CLIENT_DEVICE_IDLE = 8,
+    KPU_CLIENT_DEVICE_RELEASED = 9, /* since 1.1: a usb port with no agent, given back */
 };
 
 /* kpu_client_device_state_name - "streaming", "idle", ...; "unknown" otherwise. Static. */
