@@ -2,8 +2,8 @@
 /*
  * Store benchmark (docs/performance.md "store"): rows per second through the store's
  * batched writer on a real libuv loop against a baseline of raw batched SQLite inserts of
- * the same rows (same schema, pragmas and prepared statements, one transaction per 1024
- * rows) in the same run; commit time per batch (p50/p99/max) on the loop thread; and the
+ * the same rows (same schema, pragmas and prepared statements, one transaction per 512 (or
+ * $KPU_BENCH_BATCH_ROWS) rows) in the same run; commit time per batch (p50/p99/max) on the loop thread; and the
  * time of one retention step for a few step sizes.
  *
  * Usage: bench_store [FRAMES] [DIR]   (defaults: 100000 frames, a fresh dir under /tmp)
@@ -21,7 +21,9 @@
 
 #include "store.h"
 
-#define BATCH_ROWS 1024 /* the store's default, and the baseline's transaction size */
+/* Rows per transaction, for the baseline and the store alike: the store's default, or
+ * $KPU_BENCH_BATCH_ROWS to try another (main() sets it). */
+static uint32_t batch_rows = 512;
 #define QUEUE_HIGH 4096 /* producer pauses above this queue depth (no drops) */
 #define FRAMES_PER_TICK 64
 #define MAX_BATCHES 100000
@@ -134,7 +136,7 @@ static void rm_db(const char *path)
 }
 
 /* ----------------------------------------------------------------------------------- */
-/* Baseline: raw SQLite, one transaction per 1024 rows. */
+/* Baseline: raw SQLite, one transaction per batch_rows rows. */
 
 static int raw_insert(const char *path, uint32_t n, uint64_t *commit_ns, size_t *n_commits,
                       double *secs)
@@ -212,7 +214,7 @@ static int raw_insert(const char *path, uint32_t n, uint64_t *commit_ns, size_t 
             sqlite3_reset(det);
         }
         rows += 1 + g.f.n_boxes;
-        if (rows >= BATCH_ROWS || i + 1 == n) {
+        if (rows >= batch_rows || i + 1 == n) {
             sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
             if (*n_commits < MAX_BATCHES)
                 commit_ns[(*n_commits)++] = now_mono_ns() - tb;
@@ -275,7 +277,7 @@ static double store_insert(const char *path, uint32_t n, int64_t base_ns, int64_
                            uint64_t *commit_ns, size_t *n_commits, uint32_t step_rows,
                            struct kpud_store **keep, uv_loop_t *loop)
 {
-    struct kpud_store_opts o = {.path = path, .log = quiet_log};
+    struct kpud_store_opts o = {.path = path, .log = quiet_log, .batch_rows = batch_rows};
     struct run r = {0};
     uint64_t t0;
 
@@ -410,12 +412,16 @@ static void retention_bench(const char *dir, uint32_t n, uint32_t step_rows)
 int main(int argc, char **argv)
 {
     uint32_t n = argc > 1 ? (uint32_t)strtoul(argv[1], NULL, 10) : 100000;
+    const char *rows_env = getenv("KPU_BENCH_BATCH_ROWS");
     char tmpl[] = "/tmp/kpud-bench-store-XXXXXX";
     const char *dir = argc > 2 ? argv[2] : mkdtemp(tmpl);
     char raw_path[600], st_path[600];
     uint64_t *raw_c = calloc(MAX_BATCHES, sizeof(uint64_t));
     uint64_t *st_c = calloc(MAX_BATCHES, sizeof(uint64_t));
     size_t raw_n = 0, st_n = 0;
+
+    if (rows_env && strtoul(rows_env, NULL, 10) > 0)
+        batch_rows = (uint32_t)strtoul(rows_env, NULL, 10);
     double raw_s, st_s;
     uint64_t rows = rows_of(n);
     struct kpud_store *s;
@@ -445,7 +451,7 @@ int main(int argc, char **argv)
     uv_loop_close(&loop);
 
     printf("ingest (rows/s):\n");
-    printf("  raw SQLite, 1 txn / %d rows : %10.0f rows/s  (%.2f s)\n", BATCH_ROWS,
+    printf("  raw SQLite, 1 txn / %u rows : %10.0f rows/s  (%.2f s)\n", batch_rows,
            (double)rows / raw_s, raw_s);
     printf("  store batched writer        : %10.0f rows/s  (%.2f s)  ratio %.2f x baseline\n",
            (double)rows / st_s, st_s, raw_s / st_s);

@@ -279,7 +279,7 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
 static int writer_open_db(struct kpud_store *s)
 {
     sqlite3 *db = NULL;
-    char *msg = NULL;
+    char *msg = NULL, sql[64];
     int rc, r;
     bool fresh, ro;
 
@@ -306,6 +306,10 @@ static int writer_open_db(struct kpud_store *s)
         if (exec_log(s, db, "PRAGMA journal_mode = WAL") != SQLITE_OK)
             goto fail_close;
         if (exec_log(s, db, "PRAGMA synchronous = NORMAL") != SQLITE_OK)
+            goto fail_close;
+        snprintf(sql, sizeof(sql), "PRAGMA journal_size_limit = %llu",
+                 (unsigned long long)s->opts.wal_limit_bytes);
+        if (exec_log(s, db, sql) != SQLITE_OK)
             goto fail_close;
     }
     r = kpud_store__migrate(db, KPUD_STORE_SCHEMA_VERSION, &msg);
@@ -1058,6 +1062,7 @@ int kpud_store_open(uv_loop_t *loop, const struct kpud_store_opts *opts, struct 
     DEFAULT(max_query_rows, STORE_DEF_MAX_QUERY_ROWS);
     DEFAULT(retention_step_rows, STORE_DEF_STEP_ROWS);
     DEFAULT(retention_period_ms, STORE_DEF_RETENTION_PERIOD_MS);
+    DEFAULT(wal_limit_bytes, STORE_DEF_WAL_LIMIT);
     DEFAULT(log, log_stderr);
 #undef DEFAULT
     /* The ring grows on demand up to queue_frames (see fr_grow). */

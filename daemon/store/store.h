@@ -113,7 +113,7 @@ typedef void (*kpud_store_committed_fn)(struct kpud_store *s,
 struct kpud_store_opts {
     const char *path;             /* database file; created when absent; required */
     uint32_t batch_ms;            /* 0 = 50: commit at most this long after the first row */
-    uint32_t batch_rows;          /* 0 = 1024: commit at once when this many rows are queued */
+    uint32_t batch_rows;          /* 0 = 512: commit at once when this many rows are queued */
     uint32_t queue_frames;        /* 0 = 16384: frames held in memory; beyond, oldest dropped */
     uint32_t busy_timeout_ms;     /* 0 = 2000 */
     uint32_t max_query_rows;      /* 0 = 1000: cap on kpud_store_query() limit */
@@ -121,6 +121,8 @@ struct kpud_store_opts {
     uint64_t retention_max_bytes; /* 0 = no size bound (used pages * page size) */
     uint32_t retention_step_rows; /* 0 = 256: rows deleted per retention step (bench_store) */
     uint32_t retention_period_ms; /* 0 = 10000: how often retention checks when idle */
+    uint64_t wal_limit_bytes;     /* 0 = 8 MiB: the -wal file is cut back to this when the log
+                                   * restarts (PRAGMA journal_size_limit) */
     kpud_store_log_fn log;        /* NULL = stderr with a "<N>" syslog-priority prefix */
     void *log_user_data;
     kpud_store_committed_fn committed; /* may be NULL */

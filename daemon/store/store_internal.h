@@ -14,7 +14,7 @@
 
 /* Defaults for kpud_store_opts fields left 0 (store.h documents each). */
 #define STORE_DEF_BATCH_MS 50
-#define STORE_DEF_BATCH_ROWS 1024
+#define STORE_DEF_BATCH_ROWS 512 /* p99 commit under 5 ms while a backlog drains (bench_store) */
 #define STORE_DEF_QUEUE_FRAMES 16384
 /* Slots of the frame ring at open; it doubles when full, up to queue_frames. */
 #define STORE_FR_INITIAL 256u
@@ -35,6 +35,10 @@
  * autocheckpoint default), and the size at which the writer checkpoints itself because the
  * pool's checkpoints are not keeping up. */
 #define STORE_CKPT_PAGES 1000
+/* The -wal file is cut back to this when the log restarts: twice the checkpoint trigger at
+ * 4 KiB pages, so a normal cycle never truncates and re-grows it, while a WAL that swelled
+ * behind a long reader (up to STORE_CKPT_FORCE_PAGES) does not keep its disk space. */
+#define STORE_DEF_WAL_LIMIT (8u * 1024u * 1024u)
 #define STORE_CKPT_FORCE_PAGES 20000
 /* Read-only connections kept for the thread pool (libuv's default pool has 4 threads). */
 #define STORE_READERS_MAX 4

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
+#include <sys/stat.h>
 #include <syslog.h>
 
 #include "store_internal.h"
@@ -186,11 +187,11 @@ START_TEST(test_batch_rows_limit)
     uv_run(&fx.loop, UV_RUN_NOWAIT);
     ck_assert(fx.committed);
     kpud_store_get_counters(fx.s, &c);
-    /* One batch per iteration, each at most 1024 rows (plus the frame that crosses). */
+    /* One batch per iteration, each at most the default batch_rows (plus the frame that crosses). */
     ck_assert_uint_eq(c.batches_committed, 1);
-    ck_assert_uint_ge(c.rows_committed, 1024);
-    ck_assert_uint_le(c.rows_committed, 1024 + T_MAX_BOXES);
-    while (c.queue_rows >= 1024) {
+    ck_assert_uint_ge(c.rows_committed, STORE_DEF_BATCH_ROWS);
+    ck_assert_uint_le(c.rows_committed, STORE_DEF_BATCH_ROWS + T_MAX_BOXES);
+    while (c.queue_rows >= STORE_DEF_BATCH_ROWS) {
         uv_run(&fx.loop, UV_RUN_NOWAIT);
         kpud_store_get_counters(fx.s, &c);
     }
@@ -767,6 +768,60 @@ START_TEST(test_retention_size)
 }
 END_TEST
 
+static int64_t file_size(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
+}
+
+/* A long reader keeps checkpoints from restarting the WAL, so it swells past the limit;
+ * once the reader is gone the WAL restarts and the -wal file is cut back to the limit. */
+START_TEST(test_wal_cut_back_after_long_reader)
+{
+    struct fixture fx;
+    sqlite3 *reader;
+    char *wal;
+    const uint64_t limit = 256u * 1024u;
+    int64_t swollen;
+    uint32_t next = 0;
+
+    fx_init(&fx);
+    fx.opts.wal_limit_bytes = limit;
+    fx_open(&fx);
+    wal = t_path(fx.dir, "kpud.db-wal");
+    add_frames(&fx, next, 10, T_BASE_NS);
+    next += 10;
+    ck_assert_int_eq(kpud_store_flush(fx.s), 0);
+    ck_assert_int_eq(sqlite3_open_v2(fx.db, &reader, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM frames;", NULL, NULL, NULL),
+                     SQLITE_OK);
+    while (file_size(wal) < (int64_t)(4 * limit)) {
+        add_frames(&fx, next, 2000, T_BASE_NS);
+        next += 2000;
+        ck_assert_int_eq(kpud_store_flush(fx.s), 0);
+        ck_assert_uint_lt(next, 400000); /* the WAL must swell well before this */
+    }
+    swollen = file_size(wal);
+    sqlite3_exec(reader, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(reader);
+    /* Writes go on; after a checkpoint completes, the next write restarts the log and
+     * truncates the file. Bounded by a number of rounds, not by time. */
+    for (int round = 0; round < 200 && file_size(wal) > (int64_t)limit; round++) {
+        add_frames(&fx, next, 50, T_BASE_NS);
+        next += 50;
+        ck_assert_int_eq(kpud_store_flush(fx.s), 0);
+        t_sql_exec(fx.db, "PRAGMA wal_checkpoint(PASSIVE)");
+        uv_run(&fx.loop, UV_RUN_NOWAIT);
+    }
+    ck_assert_msg(file_size(wal) <= (int64_t)limit, "-wal is %lld bytes after swelling to %lld",
+                  (long long)file_size(wal), (long long)swollen);
+    ck_assert_int_eq(t_sql_int(fx.db, "SELECT count(*) FROM frames"), (int64_t)next);
+    free(wal);
+    fx_done(&fx);
+}
+END_TEST
+
 START_TEST(test_retention_timer_driven)
 {
     struct fixture fx;
@@ -984,6 +1039,7 @@ static Suite *store_suite(void)
     tc = tcase_create("delete");
     tcase_add_test(tc, test_retention_age);
     tcase_add_test(tc, test_retention_size);
+    tcase_add_test(tc, test_wal_cut_back_after_long_reader);
     tcase_add_test(tc, test_retention_timer_driven);
     tcase_add_test(tc, test_delete_history);
     suite_add_tcase(s, tc);
