@@ -302,6 +302,9 @@ static int set_key(struct kpud_config *c, const char *sec, const char *k, const 
             return COPY(usb_deny);
         if (!strcmp(k, "baud"))
             return parse_u32(v, 300, 3000000, &c->usb_baud);
+        if (!strcmp(k, "isp_baud"))
+            return strcmp(v, "0") == 0 ? (c->usb_isp_baud = 0, 0)
+                                       : parse_u32(v, 9600, 3000000, &c->usb_isp_baud);
         if (!strcmp(k, "reset_profile")) {
             if (strcmp(v, "auto") && strcmp(v, "dan") && strcmp(v, "kd233") && strcmp(v, "goE") &&
                 strcmp(v, "goD"))

@@ -61,6 +61,7 @@ struct kpud_config {
     char usb_allow[512];        /* allow: "1a86:7523, 0403:*, usb:1-2*"; "" = every bridge */
     char usb_deny[512];         /* deny: same syntax, wins over allow */
     uint32_t usb_baud;          /* baud: default 115200 */
+    uint32_t usb_isp_baud;      /* isp_baud: 0 (default) = the ROM ISP stays at 115200 */
     char usb_reset_profile[16]; /* reset_profile: auto|dan|kd233|goE|goD */
     int usb_interface;          /* interface: auto (-1, every port) | 0 (A) | 1 (B) on
                                    two-port bridges */

@@ -517,6 +517,7 @@ static int open_usb(struct kpud_devices *d, const struct kpud_config *cfg)
     struct kpud_usb_hooks h = {.new_port = usb_new_port, .given_back = usb_given_back, .ctx = d};
 
     o.baud = cfg->usb_baud;
+    o.isp_baud = cfg->usb_isp_baud;
     o.allow = cfg->usb_allow;
     o.deny = cfg->usb_deny;
     o.reset_profile = cfg->usb_reset_profile;

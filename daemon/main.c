@@ -38,6 +38,7 @@ enum {
     OPT_USB,
     OPT_AGENT_BOOT,
     OPT_AGENT_IMAGE,
+    OPT_ISP_BAUD,
     OPT_USB_GIVE_BACK,
 };
 
@@ -74,7 +75,10 @@ static void usage(FILE *f)
             "                           libusb; ALLOW e.g. 1a86:7523,usb:1-2* (default all)\n"
             "      --agent-boot MODE    none (default) or sram: load the agent into SRAM\n"
             "                           through the K210 ROM ISP when a usb board is opened\n"
-            "      --agent-image FILE   the agent image for --agent-boot sram\n"
+            "      --agent-image FILE   the agent .bin for --agent-boot sram and for\n"
+            "                           kpuctl agent boot|flash\n"
+            "      --isp-baud N         ask the K210 ROM ISP for N baud after its greeting\n"
+            "                           (kflash's stage-0 change; default: stay at 115200)\n"
             "      --usb-give-back-after DURATION\n"
             "                           give a usb port whose agent never answers HELLO back\n"
             "                           to its kernel driver after DURATION (30s, 500ms;\n"
@@ -132,6 +136,7 @@ int main(int argc, char **argv)
         {"usb", optional_argument, NULL, OPT_USB},
         {"agent-boot", required_argument, NULL, OPT_AGENT_BOOT},
         {"agent-image", required_argument, NULL, OPT_AGENT_IMAGE},
+        {"isp-baud", required_argument, NULL, OPT_ISP_BAUD},
         {"usb-give-back-after", required_argument, NULL, OPT_USB_GIVE_BACK},
         {"verbose", no_argument, NULL, 'v'},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -145,7 +150,7 @@ int main(int argc, char **argv)
     char err[320];
     int c, r, log_level = -1;
     int set_state = 0, set_socket = 0, set_db = 0, set_threshold = 0, set_sim = 0;
-    int set_agent_boot = 0, set_give_back = 0;
+    int set_agent_boot = 0, set_give_back = 0, set_isp_baud = 0;
 
     kpud_config_defaults(&cli);
     while ((c = getopt_long(argc, argv, "c:vVh", opts, NULL)) != -1) {
@@ -273,6 +278,15 @@ int main(int argc, char **argv)
             if (copy_arg(cli.agent_image, sizeof(cli.agent_image), optarg, "--agent-image") < 0)
                 return 2;
             break;
+        case OPT_ISP_BAUD: {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*end || end == optarg || (v != 0 && (v < 9600 || v > 3000000)))
+                return bad_value("--isp-baud", optarg);
+            cli.usb_isp_baud = (uint32_t)v;
+            set_isp_baud = 1;
+            break;
+        }
         case OPT_USB_GIVE_BACK:
             if (kpud_parse_duration_ms(optarg, KPUD_USB_GIVE_BACK_MAX_MS, &cli.usb_give_back_ms) <
                 0)
@@ -365,6 +379,8 @@ int main(int argc, char **argv)
         cfg.agent_boot = cli.agent_boot;
     if (set_give_back)
         cfg.usb_give_back_ms = cli.usb_give_back_ms;
+    if (set_isp_baud)
+        cfg.usb_isp_baud = cli.usb_isp_baud;
     if (cli.agent_image[0])
         memcpy(cfg.agent_image, cli.agent_image, sizeof(cfg.agent_image));
     if (log_level >= 0)

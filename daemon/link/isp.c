@@ -268,6 +268,19 @@ static void on_frame(struct kpud_isp *isp, const uint8_t *f, size_t len, uint64_
     if (op == KPUD_ISP_OP_DEBUG_INFO)
         return; /* ROM debug text */
     if (isp->state == KPUD_ISP_GREET) {
+        if (op == KPUD_ISP_OP_NOP && status == KPUD_ISP_STATUS_OK && isp->o.baud &&
+            isp->io.set_baud && !isp->baud_changed) {
+            uint8_t payload[12];
+
+            /* The ROM answers nothing and listens at the new rate right away. */
+            put_le32(payload, 0);
+            put_le32(payload + 4, 4);
+            put_le32(payload + 8, KPUD_ISP_ROM_BAUD_VALUE(isp->o.baud));
+            send_frame(isp, KPUD_ISP_OP_CHANGE_BAUD, payload, sizeof(payload));
+            isp->state = KPUD_ISP_BAUD;
+            isp->deadline = now + KPUD_ISP_BAUD_SETTLE_MS;
+            return;
+        }
         if (op == KPUD_ISP_OP_NOP && status == KPUD_ISP_STATUS_OK) {
             isp->state = KPUD_ISP_WRITE;
             isp->tries = 1;
@@ -327,9 +340,21 @@ void kpud_isp_tick(struct kpud_isp *isp, uint64_t now_ms)
         break;
     case KPUD_ISP_GREET:
         if (isp->tries >= isp->o.greet_tries)
-            finish(isp, -ETIMEDOUT);
+            finish(isp, isp->baud_changed ? -EPROTO : -ETIMEDOUT);
         else
             greet(isp, now_ms);
+        break;
+    case KPUD_ISP_BAUD:
+        /* First tick: the host side follows the ROM. Second: greet at the new rate, once
+         * the host's own switch (a control request on a USB bridge) has had time too. */
+        if (!isp->baud_changed) {
+            isp->baud_changed = 1;
+            isp->io.set_baud(isp->io.user, isp->o.baud);
+            isp->deadline = now_ms + KPUD_ISP_BAUD_SETTLE_MS;
+            break;
+        }
+        isp->tries = 0;
+        greet(isp, now_ms);
         break;
     case KPUD_ISP_WRITE:
         if (isp->tries++ >= isp->o.retries) {

@@ -113,10 +113,13 @@ struct kpud_isp_io {
     void (*write)(void *user, const uint8_t *buf, size_t len);
     /* Set DTR/RTS. */
     void (*set_lines)(void *user, int dtr, int rts);
+    /* Switch the host side of the link to baud (after CHANGE_BAUD). NULL: no baud change. */
+    void (*set_baud)(void *user, uint32_t baud);
     /* Progress of the image upload, 0..1000. May be NULL. */
     void (*progress)(void *user, uint32_t permille);
     /* Finished: 0 when the image was written and the boot command sent, or a negative
-     * errno (-ETIMEDOUT: the ROM never answered; -EIO: it kept rejecting a frame). */
+     * errno (-ETIMEDOUT: the ROM never answered; -EIO: it kept rejecting a frame; -EPROTO:
+     * no answer at the rate CHANGE_BAUD asked for). */
     void (*done)(void *user, int status);
     void *user;
 };
@@ -130,12 +133,20 @@ struct kpud_isp_opts {
     uint32_t timeout_ms;  /* 0 = 500: wait for one answer */
     uint32_t greet_tries; /* 0 = 10 */
     uint32_t retries;     /* 0 = 5: per memory frame */
+    uint32_t baud;        /* 0: stay at 115200; else ask the ROM for this rate after the first
+                           * greeting (CHANGE_BAUD) and greet again at it */
 };
+
+/* The ROM's stage-0 rate is off by its clock: kflash sends rate * 38.6 / 38 in CHANGE_BAUD
+ * (kflash.py change_baudrate_stage0, payload u32 0, u32 4, u32 value; usb-bridges.md §1.6). */
+#define KPUD_ISP_ROM_BAUD_VALUE(baud) ((uint32_t)((uint64_t)(baud)*386u / 380u))
+#define KPUD_ISP_BAUD_SETTLE_MS 50u /* kflash sleeps 0.05 s before switching its port */
 
 enum kpud_isp_state {
     KPUD_ISP_IDLE = 0,
     KPUD_ISP_RESET,
     KPUD_ISP_GREET,
+    KPUD_ISP_BAUD, /* CHANGE_BAUD sent: switch the host side after the settle time */
     KPUD_ISP_WRITE,
     KPUD_ISP_DONE,
 };
@@ -150,6 +161,7 @@ struct kpud_isp {
     size_t offset;     /* image bytes acknowledged */
     struct kpud_slip_dec dec;
     uint64_t frames_sent, frames_retried;
+    int baud_changed; /* the link runs at o.baud now */
 };
 
 /*

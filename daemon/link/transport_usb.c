@@ -110,6 +110,7 @@ struct usb_port {
     size_t isp_len;
     kpud_usb_boot_cb boot_cb;
     void *boot_user;
+    int isp_restore_baud; /* the ISP ran at its own rate: back to the port's once drained */
     int handles_open;
     char last_error[96];
 };
@@ -645,6 +646,8 @@ static void LIBUSB_CALL in_cb(struct libusb_transfer *x)
 }
 
 static void out_kick(struct usb_port *p);
+static int usb_set_baud(struct kpud_transport *t, uint32_t baud);
+static void isp_restore_when_drained(struct usb_port *p);
 
 static void LIBUSB_CALL out_cb(struct libusb_transfer *x)
 {
@@ -678,6 +681,7 @@ static void LIBUSB_CALL out_cb(struct libusb_transfer *x)
         }
     }
     out_kick(p);
+    isp_restore_when_drained(p);
 }
 
 static void out_kick(struct usb_port *p)
@@ -787,6 +791,38 @@ static void isp_progress(void *user, uint32_t permille)
         p->boot_cb(p->boot_user, 0, 0, permille);
 }
 
+static void isp_rate_restored(struct usb_port *p, int status)
+{
+    if (status < 0)
+        log_warn("usb %s: cannot switch the bridge back after the ISP", p->t.path);
+    if (p->state == PORT_UP && !p->closing)
+        port_link_up(p);
+}
+
+static void isp_restore_now(uv_timer_t *tm)
+{
+    struct usb_port *p = tm->data;
+    struct kpud_usb_seq s;
+    uint32_t baud = p->hub->o.baud ? p->hub->o.baud : 115200;
+
+    if (p->state != PORT_UP || p->closing)
+        return;
+    if (p->bridge.ops->set_baud(&p->bridge, baud, &s) < 0 ||
+        seq_run(p, &s, 0, isp_rate_restored) < 0)
+        isp_rate_restored(p, -EIO);
+}
+
+/* The boot frame has left the host; the bridge may still be shifting it out at the ISP
+ * rate, so the rate changes back only after the settle time (kflash's 50 ms). */
+static void isp_restore_when_drained(struct usb_port *p)
+{
+    if (!p->isp_restore_baud || p->out_busy || p->wq_len)
+        return;
+    p->isp_restore_baud = 0;
+    uv_timer_stop(&p->isp_timer);
+    uv_timer_start(&p->isp_timer, isp_restore_now, KPUD_ISP_BAUD_SETTLE_MS, 0);
+}
+
 static void isp_done(void *user, int status)
 {
     struct usb_port *p = user;
@@ -802,13 +838,39 @@ static void isp_done(void *user, int status)
     p->boot_cb = NULL;
     if (cb)
         cb(p->boot_user, 1, status, status == 0 ? 1000 : 0);
+    if (p->isp.baud_changed && p->state == PORT_UP) {
+        /* The agent starts at the port's rate, not the ISP's: switch back once the boot
+         * frame has left (a control request would overtake queued bulk data), and let the
+         * session talk only after that. */
+        p->isp_restore_baud = 1;
+        isp_restore_when_drained(p);
+        return;
+    }
     port_link_up(p);
+}
+
+/* The ROM was asked for another rate: the bridge follows (the same control requests as a
+ * SetBaud, queued behind nothing: the ISP waits KPUD_ISP_BAUD_SETTLE_MS before it). */
+static void isp_baud(void *user, uint32_t baud)
+{
+    struct usb_port *p = user;
+
+    log_info("usb %s: ROM ISP at %u baud", p->t.path, baud);
+    if (usb_set_baud(&p->t, baud) < 0)
+        log_warn("usb %s: cannot switch the bridge to %u baud for the ISP", p->t.path, baud);
+    isp_arm(p);
 }
 
 static int isp_begin(struct usb_port *p, const uint8_t *image, size_t len)
 {
-    struct kpud_isp_opts o = {.profile = p->profile, .image = image, .image_len = len};
-    struct kpud_isp_io io = {isp_write, isp_lines, isp_progress, isp_done, p};
+    struct kpud_isp_opts o = {
+        .profile = p->profile, .image = image, .image_len = len, .baud = p->hub->o.isp_baud};
+    struct kpud_isp_io io = {.write = isp_write,
+                             .set_lines = isp_lines,
+                             .set_baud = isp_baud,
+                             .progress = isp_progress,
+                             .done = isp_done,
+                             .user = p};
     int r;
 
     r = kpud_isp_start(&p->isp, &o, &io, now_ms(p->hub));

@@ -43,6 +43,8 @@ struct kpud_usb_opts {
                                   interface, each HELLO'd on its own */
     const char *agent_image;   /* boot this image into SRAM through the ROM ISP whenever a
                                   board is opened (agent_boot = sram); NULL = do not */
+    uint32_t isp_baud;         /* 0: the ROM ISP runs at 115200; else it is asked for this
+                                  rate after its greeting (kflash's stage-0 CHANGE_BAUD) */
     uint32_t backoff_min_ms;   /* 0 = 200: reopen after a failed open */
     uint32_t backoff_max_ms;   /* 0 = 5000 */
     uint32_t give_back_ms;     /* a port whose agent never answered HELLO this long after its

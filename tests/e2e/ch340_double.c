@@ -41,6 +41,7 @@ static int reply_pipe[2];
 static uint8_t regs[256];
 static int dtr, rts, prev_rts;
 static atomic_int isp_mode;
+static double rom_rate = 115200; /* what the "ROM" listens at; CHANGE_BAUD moves it */
 static struct kpud_slip_dec dec;
 static uint8_t image[8 * 1024 * 1024];
 static size_t image_len;
@@ -101,13 +102,19 @@ static const struct {
     .lang0 = {0x0409, STR},
 };
 
-static void log_baud(void)
+/* The rate the host set through the baud registers (ch341.c's prescaler/divisor), or 0. */
+static double bridge_rate(void)
 {
     int ps = regs[0x12] & 3, fact = (regs[0x12] >> 2) & 1, div = 256 - regs[0x13];
-    if (div <= 0)
-        return;
-    LOG("baud word 0x%02x%02x -> %.0f Bd, LCR 0x%02x", regs[0x13], regs[0x12],
-        CLKRATE / ((double)(1 << (12 - 3 * ps - fact)) * div), regs[0x18]);
+
+    return div <= 0 ? 0 : CLKRATE / ((double)(1 << (12 - 3 * ps - fact)) * div);
+}
+
+static void log_baud(void)
+{
+    if (bridge_rate() > 0)
+        LOG("baud word 0x%02x%02x -> %.0f Bd, LCR 0x%02x", regs[0x13], regs[0x12], bridge_rate(),
+            regs[0x18]);
 }
 
 static void lines_changed(int nd, int nr)
@@ -126,6 +133,7 @@ static void lines_changed(int nd, int nr)
         kpud_slip_dec_reset(&dec);
         image_len = 0;
         atomic_store(&isp_mode, 1);
+        rom_rate = 115200;
         LOG("ISP: boot ROM entered (dan sequence)");
     } else if (prev_rts && !rts && !dtr) {
         atomic_store(&isp_mode, 0);
@@ -204,6 +212,11 @@ static void isp_frame(const uint8_t *f, size_t len)
     size_t plen;
     int r;
 
+    /* A UART more than 1 % off the sender's rate sees framing errors, not frames. */
+    if (bridge_rate() < rom_rate * 0.99 || bridge_rate() > rom_rate * 1.01) {
+        LOG("ISP: frame ignored: host at %.0f Bd, ROM at %.0f Bd", bridge_rate(), rom_rate);
+        return;
+    }
     if (len >= 1 && f[0] == KPUD_ISP_OP_NOP) {
         LOG("ISP: greeting answered");
         isp_reply(KPUD_ISP_OP_NOP, KPUD_ISP_STATUS_OK);
@@ -227,6 +240,11 @@ static void isp_frame(const uint8_t *f, size_t len)
         if (addr - KPUD_ISP_SRAM_BASE + n > image_len)
             image_len = addr - KPUD_ISP_SRAM_BASE + n;
         isp_reply(KPUD_ISP_OP_MEMORY_WRITE, KPUD_ISP_STATUS_OK);
+    } else if (op == KPUD_ISP_OP_CHANGE_BAUD && r == 0 && plen == 12) {
+        /* kflash change_baudrate_stage0: u32 0, u32 4, u32 rate * 38.6 / 38; no answer. */
+        uint32_t v = p[8] | p[9] << 8 | p[10] << 16 | (uint32_t)p[11] << 24;
+        rom_rate = v * 38.0 / 38.6;
+        LOG("ISP: CHANGE_BAUD value %u, ROM now at %.0f Bd", v, rom_rate);
     } else if (op == KPUD_ISP_OP_MEMORY_BOOT && r == 0 && plen >= 4) {
         uint32_t addr = p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
         LOG("ISP: boot at 0x%08x after %zu bytes, crc32 %08x", addr, image_len,

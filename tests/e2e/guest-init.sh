@@ -139,7 +139,7 @@ e2e_dbcheck $S/kpud.db | sed 's/^/E2E /'
 S=/tmp/k2
 mkdir -p $S
 : > /tmp/kpud2.log
-kpud --usb=1a86:7523 --agent-boot sram --agent-image /agent.bin --state-dir $S \
+kpud --usb=1a86:7523 --agent-boot sram --agent-image /agent.bin --isp-baud 1500000 --state-dir $S \
      --socket $S/kpud.sock > /tmp/kpud2.log 2>&1 &
 KPUD=$!
 tail -f /tmp/kpud2.log | sed 's/^/kpud2| /' &

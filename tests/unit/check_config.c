@@ -101,6 +101,27 @@ START_TEST(test_give_back_empty_refused)
 }
 END_TEST
 
+/* [usb] isp_baud: 0 (default, stay at 115200) or 9600..3000000; anything else refused. */
+START_TEST(test_isp_baud)
+{
+    static const char *const refused[] = {"100", "3000001", "1.5M", "-1", "x"};
+    struct kpud_config cfg;
+    char err[256], text[128];
+
+    ck_assert_int_eq(load("[usb]\nbaud = 115200\n", &cfg, err, sizeof(err)), 0);
+    ck_assert_uint_eq(cfg.usb_isp_baud, 0);
+    ck_assert_int_eq(load("[usb]\nisp_baud = 1500000\n", &cfg, err, sizeof(err)), 0);
+    ck_assert_uint_eq(cfg.usb_isp_baud, 1500000);
+    ck_assert_int_eq(load("[usb]\nisp_baud = 0\n", &cfg, err, sizeof(err)), 0);
+    ck_assert_uint_eq(cfg.usb_isp_baud, 0);
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        snprintf(text, sizeof(text), "[usb]\nisp_baud = %s\n", refused[i]);
+        ck_assert_int_eq(load(text, &cfg, err, sizeof(err)), -EINVAL);
+        ck_assert_msg(strstr(err, "isp_baud") != NULL, "'%s' for %s", err, refused[i]);
+    }
+}
+END_TEST
+
 START_TEST(test_parse_duration_ms)
 {
     uint32_t ms = 7;
@@ -134,6 +155,7 @@ int main(void)
     tcase_add_loop_test(tc, test_give_back_refused, 0, (int)(sizeof(bad) / sizeof(bad[0])));
     tcase_add_test(tc, test_give_back_empty_refused);
     tcase_add_test(tc, test_parse_duration_ms);
+    tcase_add_test(tc, test_isp_baud);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

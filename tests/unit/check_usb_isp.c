@@ -147,11 +147,24 @@ struct rom {
     int corrupt_frame; /* damage the Nth memory frame on the way (1-based, 0 = never) */
     int silent;        /* never answer */
     int writes;
+    /* Line rates: bytes the host sends at another rate than the ROM listens at are noise
+     * to it (dropped here). 0 means 115200. */
+    uint32_t rom_baud, host_baud;
+    uint32_t change_value; /* the value CHANGE_BAUD carried */
+    int deaf_to_change;    /* the ROM ignores CHANGE_BAUD and stays at 115200 */
+    int host_switches;     /* set_baud calls */
+    int greeted_after_change;
     uint8_t reply[64];
     size_t reply_len;
     int dones, status;
     uint32_t last_progress;
 };
+
+/* Two UART rates within 1 % of each other talk. */
+static int same_rate(uint32_t a, uint32_t b)
+{
+    return (uint64_t)a * 100u >= (uint64_t)b * 99u && (uint64_t)a * 100u <= (uint64_t)b * 101u;
+}
 
 static void rom_answer(struct rom *r, uint8_t op, uint8_t status)
 {
@@ -167,6 +180,8 @@ static void rom_rx(struct rom *r, const uint8_t *buf, size_t len)
         size_t plen;
         int bad;
 
+        if (!same_rate(r->rom_baud ? r->rom_baud : 115200, r->host_baud ? r->host_baud : 115200))
+            continue; /* framing errors at the wrong rate */
         if (!kpud_slip_dec_push(&r->dec, buf[i]))
             continue;
         if (r->silent)
@@ -174,6 +189,7 @@ static void rom_rx(struct rom *r, const uint8_t *buf, size_t len)
         /* The greeting is a NOP whose "crc" field is zero; take it as kflash sends it. */
         if (r->dec.len >= 2 && r->dec.buf[0] == KPUD_ISP_OP_NOP) {
             r->greeted++;
+            r->greeted_after_change += r->change_value != 0;
             rom_answer(r, KPUD_ISP_OP_NOP, KPUD_ISP_STATUS_OK);
             continue;
         }
@@ -198,6 +214,15 @@ static void rom_rx(struct rom *r, const uint8_t *buf, size_t len)
             if (r->drop_every && r->writes % r->drop_every == 0)
                 continue;
             rom_answer(r, KPUD_ISP_OP_MEMORY_WRITE, KPUD_ISP_STATUS_OK);
+        } else if (op == KPUD_ISP_OP_CHANGE_BAUD && !bad) {
+            /* kflash change_baudrate_stage0: u32 0, u32 4, u32 value; no answer. */
+            ck_assert_uint_eq(plen, 12);
+            ck_assert_uint_eq(p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24, 0);
+            ck_assert_uint_eq(p[4] | p[5] << 8 | p[6] << 16 | (uint32_t)p[7] << 24, 4);
+            r->change_value = p[8] | p[9] << 8 | p[10] << 16 | (uint32_t)p[11] << 24;
+            /* The ROM's clock makes the rate it runs at 38/38.6 of the value. */
+            if (!r->deaf_to_change)
+                r->rom_baud = (uint32_t)((uint64_t)r->change_value * 380u / 386u);
         } else if (op == KPUD_ISP_OP_MEMORY_BOOT && !bad) {
             r->booted++;
             r->boot_addr = p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
@@ -223,6 +248,13 @@ static void io_lines(void *u, int dtr, int rts)
     r->nlines++;
 }
 
+static void io_baud(void *u, uint32_t baud)
+{
+    struct rom *r = u;
+    r->host_switches++;
+    r->host_baud = baud;
+}
+
 static void io_done(void *u, int status)
 {
     struct rom *r = u;
@@ -238,14 +270,22 @@ static void io_progress(void *u, uint32_t pm)
 }
 
 /* Run the client to completion: deliver the ROM's answers, advance time to deadlines. */
+static uint32_t g_isp_baud; /* kpud_isp_opts.baud for the next run() */
+
 static void run(struct rom *r, const uint8_t *img, size_t len, const char *profile)
 {
     struct kpud_isp_opts o = {
         .profile = profile ? kpud_isp_profile_find(profile) : NULL,
         .image = img,
         .image_len = len,
+        .baud = g_isp_baud,
     };
-    struct kpud_isp_io io = {io_write, io_lines, io_progress, io_done, r};
+    struct kpud_isp_io io = {.write = io_write,
+                             .set_lines = io_lines,
+                             .set_baud = io_baud,
+                             .progress = io_progress,
+                             .done = io_done,
+                             .user = r};
     int guard = 0;
 
     g_now = 1000;
@@ -343,7 +383,7 @@ START_TEST(test_client_rejects)
     struct rom *r = calloc(1, sizeof(*r));
     uint8_t img[3000];
     struct kpud_isp_opts o = {.image = img, .image_len = 0};
-    struct kpud_isp_io io = {io_write, io_lines, NULL, io_done, r};
+    struct kpud_isp_io io = {.write = io_write, .set_lines = io_lines, .done = io_done, .user = r};
 
     memset(img, 0xC0, sizeof(img));
     ck_assert_int_eq(kpud_isp_start(&g_isp, &o, &io, 0), -EINVAL);
@@ -351,6 +391,49 @@ START_TEST(test_client_rejects)
     ck_assert_int_eq(kpud_isp_start(&g_isp, &o, &io, 0), -EINVAL);
     /* Every frame damaged: gives up with -EIO after the retries. */
     r->corrupt_frame = 0;
+    free(r);
+}
+END_TEST
+
+/* kflash's stage-0 rate change: after the first greeting the client asks the ROM for the
+ * rate (value fudged by 38.6/38), switches its own side after the settle time, greets
+ * again at the new rate and loads the image there. */
+START_TEST(test_client_baud_change)
+{
+    struct rom *r = calloc(1, sizeof(*r));
+    size_t len = 3 * 1024 + 5;
+    uint8_t *img = make_image(len);
+
+    g_isp_baud = 1500000;
+    run(r, img, len, "goE");
+    g_isp_baud = 0;
+    ck_assert_int_eq(r->status, 0);
+    ck_assert_uint_eq(r->change_value, 1523684); /* int(1500000 * 38.6 / 38) */
+    ck_assert_int_eq(r->host_switches, 1);
+    ck_assert_uint_eq(r->host_baud, 1500000);
+    ck_assert_int_ge(r->greeted_after_change, 1);
+    ck_assert_int_eq(memcmp(r->mem, img, len), 0);
+    ck_assert_int_eq(r->booted, 1);
+    free(img);
+    free(r);
+}
+END_TEST
+
+/* A ROM that does not follow the change: the greeting at the new rate is never answered and
+ * the run ends with -EPROTO (not a silent hang, and no image sent into the void). */
+START_TEST(test_client_baud_change_not_followed)
+{
+    struct rom *r = calloc(1, sizeof(*r));
+    uint8_t img[2048];
+
+    memset(img, 0x5a, sizeof(img));
+    r->deaf_to_change = 1;
+    g_isp_baud = 1500000;
+    run(r, img, sizeof(img), NULL);
+    g_isp_baud = 0;
+    ck_assert_int_eq(r->status, -EPROTO);
+    ck_assert_int_eq(r->writes, 0);
+    ck_assert_int_eq(r->booted, 0);
     free(r);
 }
 END_TEST
@@ -368,6 +451,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_client_boot_dan);
     tcase_add_test(tc, test_client_retries);
     tcase_add_test(tc, test_client_silent_rom);
+    tcase_add_test(tc, test_client_baud_change);
+    tcase_add_test(tc, test_client_baud_change_not_followed);
     tcase_add_test(tc, test_client_rejects);
     suite_add_tcase(s, tc);
     return s;
