@@ -87,20 +87,7 @@ static const struct {
         },
 };
 
-#define STR "CH340 test double"
-static const struct {
-    struct usb_functionfs_strings_head header;
-    struct {
-        __le16 code;
-        const char str1[sizeof(STR)];
-    } __attribute__((packed)) lang0;
-} __attribute__((packed)) strings = {
-    .header = {.magic = FUNCTIONFS_STRINGS_MAGIC,
-               .length = sizeof(strings),
-               .str_count = 1,
-               .lang_count = 1},
-    .lang0 = {0x0409, STR},
-};
+FFS_STRINGS(strings, "CH340 test double");
 
 /* The rate the host set through the baud registers (ch341.c's prescaler/divisor), or 0. */
 static double bridge_rate(void)

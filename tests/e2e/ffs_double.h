@@ -9,6 +9,7 @@
 #define KPU_E2E_FFS_DOUBLE_H
 
 #include <linux/usb/ch9.h>
+#include <linux/usb/functionfs.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,23 @@ void ffs_write_all(int fd, const uint8_t *buf, size_t n);
  */
 int ffs_open_ep0(const char *dir, const void *desc, size_t desc_len, const void *strings,
                  size_t strings_len);
+
+/* FFS_STRINGS - the strings blob ep0 takes after the descriptors: one US-English string
+ * (the interface name), as functionfs.h's usb_functionfs_strings_head describes. */
+#define FFS_STRINGS(var, text)                                                                     \
+    static const struct {                                                                          \
+        struct usb_functionfs_strings_head header;                                                 \
+        struct {                                                                                   \
+            __le16 code;                                                                           \
+            const char str1[sizeof(text)];                                                         \
+        } __attribute__((packed)) lang0;                                                           \
+    } __attribute__((packed)) var = {                                                              \
+        .header = {.magic = FUNCTIONFS_STRINGS_MAGIC,                                              \
+                   .length = sizeof(var),                                                          \
+                   .str_count = 1,                                                                 \
+                   .lang_count = 1},                                                               \
+        .lang0 = {0x0409, text},                                                                   \
+    }
 
 /* ffs_open_ep - open dir/ep<num> (after ep0 is set up). fd, or -1 (reported). */
 int ffs_open_ep(const char *dir, int num);

@@ -129,20 +129,7 @@ static const struct {
            .b_out = EP(4, USB_DIR_OUT)},
 };
 
-#define STR "Dual RS232-HS"
-static const struct {
-    struct usb_functionfs_strings_head header;
-    struct {
-        __le16 code;
-        const char str1[sizeof(STR)];
-    } __attribute__((packed)) lang0;
-} __attribute__((packed)) strings = {
-    .header = {.magic = FUNCTIONFS_STRINGS_MAGIC,
-               .length = sizeof(strings),
-               .str_count = 1,
-               .lang_count = 1},
-    .lang0 = {0x0409, STR},
-};
+FFS_STRINGS(strings, "Dual RS232-HS");
 
 /* ---- the Linux driver's FT2232H baud rule, written out for checking ---- */
 
