@@ -16,13 +16,11 @@
 #include "link/transport_usb.h"
 #include "log.h"
 
-#define CHUNK 2048u          /* link.options: ModelUploadChunk.data max_size */
 #define IMAGE_MAX (1u << 20) /* the agent's image slot (firmware-agent/core/store.h) */
 #define PM_ISP_END 250u      /* progress split: isp 0-250, write 250-900, verify, reboot */
 #define PM_WRITE_END 900u
 #define PM_VERIFY_END 950u
-#define FEATURE_IMAGE_WRITE 32u /* kpu.link.v1.Feature FEATURE_IMAGE_WRITE */
-#define KEEPALIVE_MS 1000u      /* progress repeated this often while a phase waits */
+#define KEEPALIVE_MS 1000u /* progress repeated this often while a phase waits */
 
 enum phase { PH_ISP, PH_HELLO, PH_WRITE, PH_VERIFY, PH_REBOOT };
 static const char *const phase_names[] = {"isp", "hello", "write", "verify", "reboot"};
@@ -36,8 +34,6 @@ struct job {
     enum phase phase;
     int isp; /* booted the image into SRAM first */
     int finished;
-    uint8_t *fw; /* the raw firmware (for the ISP) */
-    size_t fw_len;
     uint8_t *img; /* the boot image */
     size_t len;
     uint32_t id, next_off;
@@ -55,7 +51,6 @@ static void job_closed(uv_handle_t *h)
 
     if (--j->handles_open > 0)
         return;
-    free(j->fw);
     free(j->img);
     free(j);
 }
@@ -239,7 +234,7 @@ static void chunk_done(struct kpud_session *s, int status, uint8_t type,
 static void send_chunk(struct job *j)
 {
     Kpu__Link__V1__ModelUploadChunk c = KPU__LINK__V1__MODEL_UPLOAD_CHUNK__INIT;
-    size_t n = j->len - j->next_off > CHUNK ? CHUNK : j->len - j->next_off;
+    size_t n = j->len - j->next_off > KPUD_LINK_CHUNK ? KPUD_LINK_CHUNK : j->len - j->next_off;
     int r;
 
     c.upload_id = j->id;
@@ -277,7 +272,7 @@ static void start_write(struct job *j)
     int r;
 
     kpud_session_get_info(j->s, &info);
-    if (!(info.features & FEATURE_IMAGE_WRITE)) {
+    if (!(info.features & KPU__LINK__V1__FEATURE__FEATURE_IMAGE_WRITE)) {
         finish(j, -ENOTSUP,
                "agent %s on %s cannot write its flash (no ImageWrite); boot a current agent "
                "first (kpuctl agent boot)",
@@ -357,14 +352,10 @@ int kpud_agent_flash_start(uv_loop_t *loop, struct kpud_session *s, const uint8_
     j = calloc(1, sizeof(*j));
     if (!j)
         return -ENOMEM;
-    j->fw = malloc(len);
-    if (!j->fw || kpud_boot_image_wrap(fw, len, &j->img, &j->len) < 0) {
-        free(j->fw);
+    if (kpud_boot_image_wrap(fw, len, &j->img, &j->len) < 0) {
         free(j);
         return -ENOMEM;
     }
-    memcpy(j->fw, fw, len);
-    j->fw_len = len;
     j->s = s;
     j->cb = cb;
     j->user = user;

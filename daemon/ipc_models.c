@@ -30,7 +30,6 @@
 #define P(name) KPU__IPC__V1__STATUS_CODE__##name
 #define L(name) KPU__LINK__V1__STATUS_CODE__STATUS_##name
 
-#define LINK_CHUNK 2048u      /* link.options: ModelUploadChunk.data max_size */
 #define LINK_RESYNCS 8        /* BAD_OFFSET answers followed before giving up */
 #define MODEL_NAME_MAX 31u    /* docs/agent.md: [A-Za-z0-9._-]{1,31} */
 #define LIST_MAX_ENTRIES 512u /* models in one ListModels answer */
@@ -717,7 +716,8 @@ static void link_step(struct upload *u)
                                  link_commit_done, u);
     } else {
         Kpu__Link__V1__ModelUploadChunk c = KPU__LINK__V1__MODEL_UPLOAD_CHUNK__INIT;
-        uint32_t n = u->size - u->link_off < LINK_CHUNK ? u->size - u->link_off : LINK_CHUNK;
+        uint32_t n =
+            u->size - u->link_off < KPUD_LINK_CHUNK ? u->size - u->link_off : KPUD_LINK_CHUNK;
         c.upload_id = u->link_id;
         c.offset = u->link_off;
         c.data.data = u->buf + u->link_off;

@@ -196,6 +196,10 @@ typedef void (*kpud_session_snapshot_fn)(struct kpud_session *s, int status,
 int kpud_session_snapshot(struct kpud_session *s, int format, kpud_session_snapshot_fn cb,
                           void *user);
 
+/* Largest data field of a chunk on the link (link.options: ModelUploadChunk.data and
+ * SnapshotChunk.data max_size): model uploads and agent images go in pieces of this. */
+#define KPUD_LINK_CHUNK 2048u
+
 /* Whole-snapshot bound for a board that keeps sending, slowly: the agent sends one chunk
  * per main-loop step, so a board busy with its model (or an emulated KPU) needs seconds for
  * a 320x240 image. A board that stops sending is noticed by the stall timer (2 s, one

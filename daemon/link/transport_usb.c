@@ -647,6 +647,8 @@ static void LIBUSB_CALL in_cb(struct libusb_transfer *x)
 
 static void out_kick(struct usb_port *p);
 static int usb_set_baud(struct kpud_transport *t, uint32_t baud);
+static int port_set_rate(struct usb_port *p, uint32_t baud,
+                         void (*done)(struct usb_port *p, int status));
 static void isp_restore_when_drained(struct usb_port *p);
 
 static void LIBUSB_CALL out_cb(struct libusb_transfer *x)
@@ -802,13 +804,10 @@ static void isp_rate_restored(struct usb_port *p, int status)
 static void isp_restore_now(uv_timer_t *tm)
 {
     struct usb_port *p = tm->data;
-    struct kpud_usb_seq s;
-    uint32_t baud = p->hub->o.baud ? p->hub->o.baud : 115200;
 
     if (p->state != PORT_UP || p->closing)
         return;
-    if (p->bridge.ops->set_baud(&p->bridge, baud, &s) < 0 ||
-        seq_run(p, &s, 0, isp_rate_restored) < 0)
+    if (port_set_rate(p, p->hub->o.baud ? p->hub->o.baud : 115200, isp_rate_restored) < 0)
         isp_rate_restored(p, -EIO);
 }
 
@@ -1088,6 +1087,19 @@ static int usb_reset(struct kpud_transport *t, int to_isp)
     return 0;
 }
 
+/* Run the bridge's rate requests; done gets their outcome. 0, -ENOTCONN or -EINVAL. */
+static int port_set_rate(struct usb_port *p, uint32_t baud,
+                         void (*done)(struct usb_port *p, int status))
+{
+    struct kpud_usb_seq s;
+
+    if (p->state != PORT_UP)
+        return -ENOTCONN;
+    if (p->bridge.ops->set_baud(&p->bridge, baud, &s) < 0)
+        return -EINVAL;
+    return seq_run(p, &s, 0, done);
+}
+
 static void baud_done(struct usb_port *p, int status)
 {
     if (status < 0)
@@ -1096,14 +1108,7 @@ static void baud_done(struct usb_port *p, int status)
 
 static int usb_set_baud(struct kpud_transport *t, uint32_t baud)
 {
-    struct usb_port *p = port_of(t);
-    struct kpud_usb_seq s;
-
-    if (p->state != PORT_UP)
-        return -ENOTCONN;
-    if (p->bridge.ops->set_baud(&p->bridge, baud, &s) < 0)
-        return -EINVAL;
-    return seq_run(p, &s, 0, baud_done);
+    return port_set_rate(port_of(t), baud, baud_done);
 }
 
 static void port_handle_closed(uv_handle_t *h)

@@ -9,38 +9,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kcap.h"
 #include "log.h"
 
 int kpud_agent_read_image(const char *path, uint8_t **out, size_t *len)
 {
-    FILE *f;
-    long n;
-    uint8_t *buf;
+    int r;
 
     if (!path || !*path)
         return -ENOENT;
-    f = fopen(path, "rb");
-    if (!f)
-        return -ENOENT;
-    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) <= 0 ||
-        (unsigned long)n > KPUD_AGENT_IMAGE_MAX || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
+    r = kcap_load_file(path, out, len); /* the daemon's whole-file reader */
+    if (r == -EFBIG || (r == 0 && (*len == 0 || *len > KPUD_AGENT_IMAGE_MAX))) {
+        if (r == 0)
+            free(*out);
         return -EINVAL;
     }
-    buf = malloc((size_t)n);
-    if (!buf) {
-        fclose(f);
-        return -ENOMEM;
-    }
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        fclose(f);
-        return -EIO;
-    }
-    fclose(f);
-    *out = buf;
-    *len = (size_t)n;
-    return 0;
+    if (r == -ENOMEM || r == -EIO)
+        return r;
+    return r < 0 ? -ENOENT : 0;
 }
 
 /* An ISP boot's progress, passed on in the agent-management form. */

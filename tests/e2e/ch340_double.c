@@ -151,18 +151,13 @@ static void handle_setup(int ep0, const struct usb_ctrlrequest *c)
             break;
         default:
             LOG("unknown IN request 0x%02x: stall", c->bRequest);
-            if (read(ep0, buf, 0) < 0) { /* a read on an IN setup stalls it */
-            }
+            ffs_ep0_stall(ep0, c);
             return;
         }
-        if (n > len)
-            n = len;
-        if (write(ep0, buf, (size_t)n) < 0)
-            perror("ep0 write");
+        ffs_ep0_reply(ep0, buf, (size_t)n, len);
         return;
     }
-    if (len && read(ep0, buf, len > sizeof(buf) ? sizeof(buf) : len) < 0)
-        perror("ep0 read");
+    ffs_ep0_out_data(ep0, len);
     switch (c->bRequest) {
     case 0xa1:
         LOG("SERIAL_INIT");
@@ -180,8 +175,7 @@ static void handle_setup(int ep0, const struct usb_ctrlrequest *c)
     default:
         LOG("unknown OUT request 0x%02x", c->bRequest);
     }
-    if (!len && read(ep0, buf, 0) < 0)
-        perror("ep0 status");
+    ffs_ep0_out_ack(ep0, len);
 }
 
 static void isp_reply(uint8_t op, uint8_t status)

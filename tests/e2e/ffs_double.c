@@ -98,6 +98,39 @@ int ffs_open_ep(const char *dir, int num)
     return fd;
 }
 
+void ffs_ep0_stall(int ep0, const struct usb_ctrlrequest *c)
+{
+    uint8_t b = 0;
+
+    if (c->bRequestType & USB_DIR_IN) {
+        if (read(ep0, &b, 0) < 0) { /* the expected outcome: the request stalled */
+        }
+    } else if (write(ep0, &b, 0) < 0) {
+    }
+}
+
+void ffs_ep0_reply(int ep0, const void *buf, size_t n, uint16_t wlength)
+{
+    if (write(ep0, buf, n < wlength ? n : wlength) < 0)
+        perror("ep0 write");
+}
+
+void ffs_ep0_out_data(int ep0, uint16_t wlength)
+{
+    uint8_t buf[64];
+
+    if (wlength && read(ep0, buf, wlength > sizeof(buf) ? sizeof(buf) : wlength) < 0)
+        perror("ep0 read");
+}
+
+void ffs_ep0_out_ack(int ep0, uint16_t wlength)
+{
+    uint8_t b = 0;
+
+    if (!wlength && read(ep0, &b, 0) < 0)
+        perror("ep0 status");
+}
+
 int ffs_ep0_loop(int ep0, void (*setup)(int ep0, const struct usb_ctrlrequest *c))
 {
     static const char *const names[] = {"BIND",  "UNBIND",  "ENABLE", "DISABLE",

@@ -57,6 +57,19 @@ int ffs_open_ep0(const char *dir, const void *desc, size_t desc_len, const void 
 /* ffs_open_ep - open dir/ep<num> (after ep0 is set up). fd, or -1 (reported). */
 int ffs_open_ep(const char *dir, int num);
 
+/* ffs_ep0_stall - refuse the control request c (FunctionFS: a read on an IN setup, a
+ * write on an OUT setup, stalls it). */
+void ffs_ep0_stall(int ep0, const struct usb_ctrlrequest *c);
+
+/* ffs_ep0_reply - the data stage of an IN request: n bytes of buf, at most wlength. */
+void ffs_ep0_reply(int ep0, const void *buf, size_t n, uint16_t wlength);
+
+/* ffs_ep0_out_data - take (and drop) the data stage of an OUT request of wlength bytes. */
+void ffs_ep0_out_data(int ep0, uint16_t wlength);
+
+/* ffs_ep0_out_ack - the status stage of an OUT request without data (wlength 0). */
+void ffs_ep0_out_ack(int ep0, uint16_t wlength);
+
 /*
  * ffs_ep0_loop - read ep0 events for ever: SETUP goes to setup, the others are logged.
  * Returns 1 when ep0 fails.

@@ -216,11 +216,7 @@ static void handle_setup(int ep0, const struct usb_ctrlrequest *c)
     if ((c->bRequestType & USB_TYPE_MASK) != USB_TYPE_VENDOR || !p) {
         LOG("unexpected request type 0x%02x req 0x%02x wIndex 0x%04x: stall", c->bRequestType,
             c->bRequest, idx);
-        if (c->bRequestType & USB_DIR_IN) {
-            if (read(ep0, buf, 0) < 0) { /* a read on an IN setup stalls it */
-            }
-        } else if (write(ep0, buf, 0) < 0) { /* and a write on an OUT setup */
-        }
+        ffs_ep0_stall(ep0, c);
         return;
     }
     if (c->bRequestType & USB_DIR_IN) {
@@ -241,18 +237,13 @@ static void handle_setup(int ep0, const struct usb_ctrlrequest *c)
         default:
             LOG("SIO IN 0x%02x port=%c wValue=0x%04x wIndex=0x%04x: stall", c->bRequest, pn, v,
                 idx);
-            if (read(ep0, buf, 0) < 0) {
-            }
+            ffs_ep0_stall(ep0, c);
             return;
         }
-        if (n > len)
-            n = len;
-        if (write(ep0, buf, (size_t)n) < 0)
-            perror("ep0 write");
+        ffs_ep0_reply(ep0, buf, (size_t)n, len);
         return;
     }
-    if (len && read(ep0, buf, len > sizeof(buf) ? sizeof(buf) : len) < 0)
-        perror("ep0 read");
+    ffs_ep0_out_data(ep0, len);
     switch (c->bRequest) {
     case SIO_RESET:
         LOG("SIO RESET port=%c wValue=0x%04x wIndex=0x%04x (%s)", pn, v, idx,
@@ -292,8 +283,7 @@ static void handle_setup(int ep0, const struct usb_ctrlrequest *c)
         LOG("SIO OUT 0x%02x port=%c wValue=0x%04x wIndex=0x%04x: unknown, accepted", c->bRequest,
             pn, v, idx);
     }
-    if (!len && read(ep0, buf, 0) < 0)
-        perror("ep0 status");
+    ffs_ep0_out_ack(ep0, len);
 }
 
 /* ---- bulk endpoints ---- */
