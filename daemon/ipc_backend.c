@@ -117,16 +117,7 @@ static void list_devices(struct kpud_ipc *ipc, struct kpud_ipc_request *req)
 static struct kpud_session *find_device(struct kpud_ipc *ipc, struct kpud_ipc_request *req,
                                         const char *id)
 {
-    struct kpud_session *s = ipc->devs ? kpud_devices_find(ipc->devs, id) : NULL;
-    char text[160];
-
-    if (!s) {
-        snprintf(text, sizeof(text), "no device '%s'", id && *id ? id : "(default)");
-        kpud_ipc_reply_status(req, P(NO_SUCH_DEVICE), text,
-                              id && *id ? "kpuctl devices lists the connected boards"
-                                        : "name the device: several are connected");
-    }
-    return s;
+    return kpud_ipc_find_device(ipc->devs, req, id);
 }
 
 static void get_device(struct kpud_ipc *ipc, struct kpud_ipc_request *req,

@@ -139,10 +139,10 @@ void kpud_models_reply_error(struct kpud_ipc_request *req, const char *what, int
     kpud_ipc_reply_status(req, code, text, hint);
 }
 
-static struct kpud_session *find_device(struct kpud_models *m, struct kpud_ipc_request *req,
-                                        const char *id)
+struct kpud_session *kpud_ipc_find_device(struct kpud_devices *devs, struct kpud_ipc_request *req,
+                                          const char *id)
 {
-    struct kpud_session *s = m->devs ? kpud_devices_find(m->devs, id) : NULL;
+    struct kpud_session *s = devs ? kpud_devices_find(devs, id) : NULL;
     char text[160];
 
     if (!s) {
@@ -152,6 +152,12 @@ static struct kpud_session *find_device(struct kpud_models *m, struct kpud_ipc_r
                                         : "name the device: several are connected");
     }
     return s;
+}
+
+static struct kpud_session *find_device(struct kpud_models *m, struct kpud_ipc_request *req,
+                                        const char *id)
+{
+    return kpud_ipc_find_device(m->devs, req, id);
 }
 
 static int name_ok(const char *name)

@@ -47,6 +47,13 @@ int kpud_models_request(struct kpud_models *m, struct kpud_ipc_request *req,
 void kpud_models_free(struct kpud_models *m);
 
 /*
+ * kpud_ipc_find_device - the session of board id ("" = the only one), or NULL after
+ * answering req with NO_SUCH_DEVICE and a hint. devs may be NULL (kpud starting).
+ */
+struct kpud_session *kpud_ipc_find_device(struct kpud_devices *devs, struct kpud_ipc_request *req,
+                                          const char *id);
+
+/*
  * kpud_models_reply_error - answer req with the Status for a failed agent round trip:
  * err is a session errno (-ETIMEDOUT, -ENOTCONN, -ECONNRESET, -ECANCELED, -EBUSY, ...) or
  * -EREMOTEIO with agent_code (a kpu.link.v1.StatusCode) and the agent's text. what names
