@@ -82,6 +82,10 @@ for bin in "$R"/bin/kpud "$R"/bin/kpuctl "$R"/bin/e2e_dbcheck "$R"/bin/ch340_dou
     for l in $(ldd "$bin" 2>/dev/null | grep -o '/[^ ]*'); do
         case "$l" in
             "$root"/*) dst="${l#"$root"}" ;;
+            # Our own libraries (libkpu-client) into a default search directory: at their
+            # build path they would vanish under the guest's tmpfs when the build lives in
+            # /tmp (a fresh CI clone there).
+            "$build"/*) dst="/usr/lib/$(basename "$l")" ;;
             *) dst="$l" ;;
         esac
         mkdir -p "$R$(dirname "$dst")"
